@@ -1,0 +1,36 @@
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench venv mosquitto clean lint
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,fast]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/boltrouter run --config config.example.yaml
+
+mosquitto:
+	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing the Debian package mosquitto (needed by the MQTT tests)"; \
+	    (apt-get install -y -qq mosquitto >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq mosquitto)); \
+	  else echo "mosquitto is missing: sudo apt-get install mosquitto (MQTT tests will be skipped)"; fi; }
+
+test: $(STAMP) mosquitto
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP) mosquitto
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check boltrouter plugins tests bench
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,357 @@
+"""The daemon's lifespan: configure, start, publish, reload, drain, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .bus import Bus
+from .config import Config, ConfigErrors, load_config
+from .events import EVENT_TYPES, Event
+from .metrics import Metrics
+from .plugins import collect_registrations, make_manager
+from .routes import RouteTable
+from .rule import Rule
+from .secrets import redact
+from .sink import Delivery, Sink
+
+log = logging.getLogger("boltrouter")
+
+
+class App:
+    """Holds everything that runs: feeds, state, rules, routes, sinks."""
+
+    def __init__(self, config: Config, pm: Any = None) -> None:
+        self.config = config
+        self.pm = pm or make_manager(self.plugins_dir(config))
+        self.metrics = Metrics()
+        self.bus = Bus(self.metrics)
+        self.sinks: dict[str, Sink] = {}
+        self.rules: dict[str, Rule] = {}
+        self.feeds: dict[str, Any] = {}
+        self.routes = RouteTable([], self.metrics)
+        self.event_types = dict(EVENT_TYPES)
+        self.simulator: Any = None
+        self.started = time.monotonic()
+        self.events_in = 0
+        self.recent: collections.deque[Event] = collections.deque(maxlen=50)
+        self.taps: list[Callable[[Event, list[str]], None]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stop = asyncio.Event()
+        self._observers: list[Any] = []
+        self._sink_observers: list[Sink] = []
+        self._rule_list: list[Rule] = []
+        self.ready = False
+        from .board import OddsBoard
+        from .catalogue import Catalogue
+        from .scoreboard import Scoreboard
+        self.catalogue = Catalogue()
+        self.board = OddsBoard(self.catalogue)
+        self.scoreboard = Scoreboard(self.catalogue)
+
+    @staticmethod
+    def plugins_dir(config: Config) -> str | None:
+        d = config.data.get("plugins_dir")
+        if d and not Path(d).is_absolute():
+            d = str(Path(config.path).resolve().parent / d)
+        return d
+
+    @property
+    def state_dir(self) -> Path:
+        d = Path(self.config.data.get("state_dir") or ".")
+        if not d.is_absolute():
+            d = Path(self.config.path).resolve().parent / d
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def resolve_path(self, p: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        path = Path(p)
+        return path if path.is_absolute() else Path(self.config.path).resolve().parent / path
+
+    # -- lifespan ----------------------------------------------------------------------
+
+    async def start(self, *, feeds: bool = True) -> None:
+        for name, desc in collect_registrations(self.pm, "register_event_types").items():
+            self.event_types[name] = desc
+        self._observers = [impl for impl in self.pm.hook.on_event.get_hookimpls()]
+        for name, (cls, options) in self.config.sinks.items():
+            await self._start_sink(name, cls, options)
+        self._build_rules(self.config)
+        self.routes = RouteTable(self.config.routes, self.metrics)
+        await self._call_hook("startup")
+        if feeds:
+            await self._start_feeds()
+        self.ready = True
+
+    async def _start_sink(self, name: str, cls: type, options: dict[str, Any]) -> None:
+        sink = cls(name, options, self)
+        try:
+            await sink.start()
+        except Exception as exc:
+            log.error("sink %r could not start: %s", name, redact(exc))
+            self.metrics.inc("sink_start_failed", sink=name)
+        self.sinks[name] = sink
+        self.bus.add(name, sink, options)
+        if type(sink).observe is not Sink.observe:
+            self._sink_observers.append(sink)
+
+    def _build_rules(self, config: Config) -> None:
+        self.rules = {}
+        for name, (cls, options) in config.rules.items():
+            self.rules[name] = cls(name, options, self)
+            for etype, desc in getattr(cls, "emits", {}).items():
+                self.event_types.setdefault(etype, desc)
+        self._rule_list = list(self.rules.values())
+
+    async def _start_feeds(self) -> None:
+        if not self.config.feeds:
+            return
+        if self.config.use_simulator:
+            from .simulator import start_simulator
+            self.simulator = await start_simulator(self.config.data["simulator"])
+            log.info("no API key configured: using the built-in simulator at %s",
+                     self.simulator.base_url)
+        for name, (cls, options) in self.config.feeds.items():
+            opts = dict(options)
+            if self.simulator is not None:
+                opts["url"] = self.simulator.url_for(name)
+            feed = cls(name, opts, self)
+            self.feeds[name] = feed
+            self._tasks.append(asyncio.create_task(self._run_feed(feed), name=f"feed:{name}"))
+
+    async def _run_feed(self, feed: Any) -> None:
+        try:
+            await feed.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("feed %r stopped: %s", feed.name, redact(exc))
+            self.metrics.inc("feed_fatal", feed=feed.name)
+
+    def api_key(self) -> str:
+        return "" if self.simulator is not None else self.config.api_key
+
+    async def stop(self) -> None:
+        self.ready = False
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        grace = self.config.data.get("shutdown_grace", 10.0)
+        await self.bus.drain(grace)
+        for name, sink in self.sinks.items():
+            try:
+                await sink.stop()
+            except Exception as exc:
+                log.error("sink %r did not close cleanly: %s", name, redact(exc))
+        await self._call_hook("shutdown")
+        if self.simulator is not None:
+            await self.simulator.stop()
+            self.simulator = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, duration: float | None = None, summary: bool | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.request_stop)
+            except (NotImplementedError, RuntimeError):
+                pass
+        try:
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        except (NotImplementedError, RuntimeError, AttributeError):
+            pass
+        await self.start()
+        printer = None
+        if summary is None:
+            mode = self.config.data["summary"]["enabled"]
+            summary = mode == "always" or (mode == "auto" and sys.stderr.isatty())
+        if summary:
+            printer = asyncio.create_task(self._print_summary())
+        try:
+            if duration is not None:
+                try:
+                    await asyncio.wait_for(self._stop.wait(), duration)
+                except asyncio.TimeoutError:
+                    pass
+            else:
+                await self._stop.wait()
+        finally:
+            if printer is not None:
+                printer.cancel()
+                await asyncio.gather(printer, return_exceptions=True)
+                sys.stderr.write("\n")
+            log.info("stopping: draining sinks")
+            await self.stop()
+            log.info("stopped: %s", self.summary_line())
+
+    # -- events ------------------------------------------------------------------------
+
+    async def publish(self, event: Event) -> None:
+        """Send one event through rules, observers and routes to the sinks."""
+        derived: list[Event] = []
+        for rule in self._rule_list:
+            if rule.consumes is not None and event.type not in rule.consumes:
+                continue
+            try:
+                out = rule.on_event(event)
+            except Exception as exc:
+                self._plugin_failed(f"rule:{rule.name}", exc)
+                continue
+            if out:
+                derived.extend(out)
+        await self._route(event)
+        for ev in derived:
+            await self._route(ev)
+
+    async def publish_many(self, events: Iterable[Event]) -> None:
+        for event in events:
+            await self.publish(event)
+
+    async def _route(self, event: Event) -> None:
+        self.events_in += 1
+        self.metrics.inc("events_in", type=event.type, feed=event.feed or "")
+        self.recent.append(event)
+        for sink in self._sink_observers:
+            try:
+                sink.observe(event)
+            except Exception as exc:
+                self._plugin_failed(f"sink:{sink.name}", exc)
+        for impl in self._observers:
+            try:
+                result = impl.function(event=event, app=self)
+                if asyncio.iscoroutine(result):
+                    asyncio.ensure_future(self._await_observer(impl.plugin_name, result))
+            except Exception as exc:
+                self._plugin_failed(impl.plugin_name, exc)
+        deliveries = self.routes.match(event)
+        if self.taps:
+            routes = sorted({d.route for _, d in deliveries if d.route})
+            for tap in list(self.taps):
+                tap(event, routes)
+        if deliveries:
+            await self.bus.deliver(deliveries)
+
+    async def _await_observer(self, name: str, coro: Any) -> None:
+        try:
+            await coro
+        except Exception as exc:
+            self._plugin_failed(name, exc)
+
+    def _plugin_failed(self, name: str, exc: BaseException) -> None:
+        self.metrics.inc("plugin_errors", plugin=name)
+        log.error("plugin %s raised %s: %s (the event goes on to the other plugins)", name,
+                  type(exc).__name__, redact(exc))
+
+    async def _call_hook(self, hook: str) -> None:
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            try:
+                result = impl.function(app=self)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception as exc:
+                self._plugin_failed(impl.plugin_name, exc)
+
+    async def deliver_direct(self, sink: str, delivery: Delivery) -> None:
+        await self.bus.deliver([(sink, delivery)])
+
+    # -- reload ------------------------------------------------------------------------
+
+    async def reload(self, config: Config | None = None) -> list[str]:
+        """Re-read the config; on errors keep the running one and return the messages."""
+        if config is None:
+            try:
+                config = load_config(self.config.path, self.pm)
+            except ConfigErrors as exc:
+                messages = [str(e) for e in exc.errors]
+                for m in messages:
+                    log.error("reload rejected: %s", m)
+                self.metrics.inc("reloads", result="rejected")
+                return messages
+        old = self.config
+        self.config = config
+        # sinks: remove gone or changed-type ones, add new ones, reconfigure the rest
+        for name in list(self.sinks):
+            new = config.sinks.get(name)
+            if new is None or new[0] is not type(self.sinks[name]) or (
+                    new[1] != old.sinks[name][1]
+                    and not await self.sinks[name].reconfigure(new[1])):
+                await self.bus.remove(name, config.data.get("shutdown_grace", 10.0))
+                sink = self.sinks.pop(name)
+                if sink in self._sink_observers:
+                    self._sink_observers.remove(sink)
+                await sink.stop()
+        for name, (cls, options) in config.sinks.items():
+            if name not in self.sinks:
+                await self._start_sink(name, cls, options)
+        kept_rules = {n: r for n, r in self.rules.items()
+                      if n in config.rules and config.rules[n] == old.rules.get(n)}
+        self._build_rules(config)
+        self.rules.update(kept_rules)
+        self._rule_list = list(self.rules.values())
+        self.routes = self.routes.updated(config.routes) if hasattr(self.routes, "updated") \
+            else RouteTable(config.routes, self.metrics)
+        for name, feed in self.feeds.items():
+            if name in config.feeds:
+                opts = dict(config.feeds[name][1])
+                if self.simulator is not None:
+                    opts["url"] = self.simulator.url_for(name)
+                try:
+                    await feed.reconfigure(opts)
+                except Exception as exc:
+                    log.error("feed %r could not apply the new options: %s", name, redact(exc))
+        self.metrics.inc("reloads", result="applied")
+        log.info("config reloaded: %s", config.summary())
+        return []
+
+    # -- status ------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "uptime": time.monotonic() - self.started,
+            "events_in": self.events_in,
+            "feeds": {n: f.status() for n, f in self.feeds.items()},
+            "sinks": {n: r.status() for n, r in self.bus.runners.items()},
+            "routes": self.routes.stats(),
+        }
+
+    def summary_line(self, rate: float | None = None) -> str:
+        routes = sum(v["fired"] for v in self.routes.stats().values())
+        parts = [f"events {self.events_in}"]
+        if rate is not None:
+            parts.append(f"{rate:,.0f}/s")
+        parts.append(f"routes fired {routes:.0f}")
+        for name, r in self.bus.runners.items():
+            st = r.status()
+            delivered = st.get("delivered_total", st["delivered"])
+            parts.append(f"{name} {delivered:.0f} ok/{st['failed']:.0f} failed"
+                         + (f"/{st['dropped']} dropped" if st["dropped"] else ""))
+        feeds = [f"{n}:{'up' if f.connected else 'down'}" for n, f in self.feeds.items()]
+        if feeds:
+            parts.append(" ".join(feeds))
+        return " | ".join(parts)
+
+    async def _print_summary(self) -> None:
+        every = self.config.data["summary"]["every"]
+        last_n, last_t = self.events_in, time.monotonic()
+        tty = sys.stderr.isatty()
+        while True:
+            await asyncio.sleep(every if tty else max(every, 10.0))
+            now = time.monotonic()
+            rate = (self.events_in - last_n) / max(now - last_t, 1e-9)
+            last_n, last_t = self.events_in, now
+            line = self.summary_line(rate)
+            if tty:
+                sys.stderr.write("\r\x1b[2K" + line[:200])
+            else:
+                sys.stderr.write(line + "\n")
+            sys.stderr.flush()

@@ -1,0 +1,190 @@
+"""Fan-out to sinks: one bounded queue and one worker per sink.
+
+A slow, failing or hung sink fills only its own queue; what happens then is the
+sink's ``overflow`` policy (``block`` waits for room, ``drop_oldest`` and
+``drop_newest`` drop and count). On shutdown every queue is drained within a
+grace period. Durable sinks (the webhook outbox) persist in ``accept`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from .metrics import Metrics
+from .secrets import redact
+from .sink import Delivery, Sink
+
+log = logging.getLogger("boltrouter.bus")
+
+
+class SinkRunner:
+    def __init__(self, name: str, sink: Sink, options: dict[str, Any], metrics: Metrics) -> None:
+        self.name = name
+        self.sink = sink
+        self.metrics = metrics
+        self.maxsize = options.get("queue_size") or 100_000
+        self.overflow = options.get("overflow") or "drop_oldest"
+        self.batch_size = options.get("batch_size") or 500
+        self.queue: deque[Delivery] = deque()
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.delivered = 0
+        self.failed = 0
+        self.dropped = 0
+        self.accepted = 0
+        self.last_error: str | None = None
+        self._warned_full = 0.0
+
+    # -- producer side -------------------------------------------------------------
+
+    def offer(self, delivery: Delivery) -> bool:
+        """Queue without waiting; False when the policy is ``block`` and it is full."""
+        if self.sink.durable:
+            try:
+                self.sink.accept([delivery])
+            except Exception as exc:
+                self._count_failure(1, exc)
+                return True
+            self.accepted += 1
+            return True
+        if len(self.queue) >= self.maxsize:
+            if self.overflow == "block":
+                return False
+            self.dropped += 1
+            self.metrics.inc("sink_dropped", sink=self.name)
+            if self.overflow == "drop_oldest":
+                self.queue.popleft()
+            else:
+                self._warn_full()
+                return True
+            self._warn_full()
+        self.queue.append(delivery)
+        self.accepted += 1
+        self._idle.clear()
+        self._wake.set()
+        return True
+
+    async def put(self, delivery: Delivery) -> None:
+        while not self.offer(delivery):
+            self._warn_full()
+            self._room.clear()
+            await self._room.wait()
+
+    def _warn_full(self) -> None:
+        now = time.monotonic()
+        if now - self._warned_full > 10:
+            self._warned_full = now
+            log.warning("sink %r is not keeping up: queue full (%d); policy %s; %d dropped so far",
+                        self.name, self.maxsize, self.overflow, self.dropped)
+
+    # -- worker --------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self.sink.durable:
+            self._task = asyncio.create_task(self._work(), name=f"sink:{self.name}")
+
+    async def _work(self) -> None:
+        while True:
+            if not self.queue:
+                self._idle.set()
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            n = min(self.batch_size, len(self.queue))
+            batch = [self.queue.popleft() for _ in range(n)]
+            self._room.set()
+            try:
+                await self.sink.write(batch)
+            except asyncio.CancelledError:
+                self.failed += len(batch)
+                raise
+            except Exception as exc:
+                self._count_failure(len(batch), exc)
+                continue
+            self.delivered += n
+            self.metrics.inc("sink_delivered", n, sink=self.name)
+            now = time.monotonic()
+            for d in batch:
+                self.metrics.observe("sink_latency_seconds", now - d.event.mono, sink=self.name)
+
+    def _count_failure(self, n: int, exc: BaseException) -> None:
+        self.failed += n
+        self.metrics.inc("sink_failed", n, sink=self.name)
+        self.last_error = redact(f"{type(exc).__name__}: {exc}")
+        log.error("sink %r failed to deliver %d event(s): %s", self.name, n, self.last_error)
+
+    async def drain(self, timeout: float) -> bool:
+        """Deliver what is queued, then stop the worker. True if everything went out."""
+        self._closing = True
+        self._wake.set()
+        done = True
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except asyncio.TimeoutError:
+                done = False
+                self._task.cancel()
+                left = len(self.queue)
+                log.error("sink %r did not drain within %.0fs; %d event(s) not delivered",
+                          self.name, timeout, left)
+            except Exception:
+                pass
+        return done
+
+    def status(self) -> dict[str, Any]:
+        st = {"type": self.sink.options.get("type"), "delivered": self.delivered,
+              "failed": self.failed, "dropped": self.dropped, "queue": len(self.queue),
+              "healthy": self.sink.healthy(), "last_error": self.last_error}
+        try:
+            st.update(self.sink.stats())
+        except Exception:
+            pass
+        return st
+
+
+class Bus:
+    """Routes the deliveries of one event to the sinks' runners.
+
+    The in-process implementation; the interface (``deliver``, ``drain``) is
+    what a distributed transport would implement.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.runners: dict[str, SinkRunner] = {}
+
+    def add(self, name: str, sink: Sink, options: dict[str, Any]) -> SinkRunner:
+        runner = SinkRunner(name, sink, options, self.metrics)
+        self.runners[name] = runner
+        runner.start()
+        return runner
+
+    async def remove(self, name: str, grace: float) -> None:
+        runner = self.runners.pop(name, None)
+        if runner is not None:
+            await runner.drain(grace)
+
+    async def deliver(self, deliveries: list[tuple[str, Delivery]]) -> None:
+        for sink_name, delivery in deliveries:
+            runner = self.runners.get(sink_name)
+            if runner is None:
+                continue
+            if not runner.offer(delivery):
+                await runner.put(delivery)
+
+    async def drain(self, grace: float) -> bool:
+        results = await asyncio.gather(*(r.drain(grace) for r in self.runners.values()))
+        return all(results)
+
+    def queue_depth(self) -> int:
+        return sum(len(r.queue) for r in self.runners.values())

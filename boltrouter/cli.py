@@ -1,0 +1,143 @@
+"""The ``boltrouter`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from . import __version__
+from .config import Config, ConfigErrors, load_config, parse_duration
+from .logs import setup_logging
+from .plugins import make_manager, plugin_info
+from .secrets import redact
+
+
+def run_async(coro: Any) -> Any:
+    try:
+        import uvloop  # type: ignore[import-not-found]
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def load_or_exit(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigErrors as exc:
+        for err in exc.errors:
+            click.echo(redact(str(err)), err=True)
+        n = len(exc.errors)
+        click.echo(f"{n} error{'s' if n != 1 else ''} in {path}", err=True)
+        sys.exit(2)
+
+
+def _duration(ctx: Any, param: Any, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="boltrouter")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]))
+@click.pass_context
+def cli(ctx: click.Context, log_level: str, log_format: str) -> None:
+    """Route BoltOdds odds, scores and plays to Home Assistant, webhooks, CSV and SQLite."""
+    ctx.ensure_object(dict)
+    ctx.obj["log_level"] = log_level
+    ctx.obj["log_format"] = log_format
+    setup_logging(log_level, log_format)
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="YAML config file.")
+@click.option("--for", "duration", callback=_duration, metavar="DURATION",
+              help="Stop after this long (30s, 10m), then drain and exit.")
+@click.option("--summary/--no-summary", default=None, help="Live one-line summary on stderr.")
+def run(config_path: str, duration: float | None, summary: bool | None) -> None:
+    """Connect to the feeds and route events until SIGINT/SIGTERM (or --for)."""
+    from .app import App
+
+    config = load_or_exit(config_path)
+    click.echo(f"boltrouter {__version__}: {config.summary()}", err=True)
+    app = App(config)
+    run_async(app.run(duration, summary))
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+def check(config_path: str) -> None:
+    """Validate a config without connecting. Exit 2 on errors."""
+    config = load_or_exit(config_path)
+    for name in sorted(set(config.unset_env)):
+        click.echo(f"note: environment variable {name} is not set (expanded to empty)", err=True)
+    click.echo(f"{config_path}: OK. {config.summary()}")
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Also load the config's plugins_dir.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(config_path: str | None, as_json: bool) -> None:
+    """List loaded plugins with their versions and hooks."""
+    plugins_dir = None
+    if config_path:
+        from .app import App
+        plugins_dir = App.plugins_dir(load_or_exit(config_path))
+    pm = make_manager(plugins_dir)
+    rows = plugin_info(pm)
+    if as_json:
+        click.echo(orjson.dumps(rows).decode())
+        return
+    for row in rows:
+        origin = "built-in" if row["builtin"] else "plugin"
+        click.echo(f"{row['name']} {row['version'] or '-'} ({origin})")
+        click.echo(f"    hooks: {', '.join(row['hooks'])}")
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--speed", type=float, default=0.0, show_default=True,
+              help="Replay speed relative to the recorded times (0 = as fast as possible).")
+@click.argument("recording", type=click.Path(exists=True, dir_okay=False))
+def replay(config_path: str, speed: float, recording: str) -> None:
+    """Feed a JSONL file (event envelopes, or raw frames from `record`) through the routes."""
+    from .replay import replay_file
+
+    config = load_or_exit(config_path)
+    stats = run_async(replay_file(config, Path(recording), speed))
+    click.echo(f"replayed {stats['lines']} line(s): {stats['events']} event(s), "
+               f"{stats['errors']} bad line(s); {stats['summary']}", err=True)
+    if stats["errors"] and not stats["events"]:
+        sys.exit(1)
+
+
+def _add_plugin_commands() -> None:
+    try:
+        pm = make_manager(None)
+    except Exception as exc:  # never let a broken plugin break the CLI itself
+        click.echo(f"warning: plugins could not be loaded: {redact(exc)}", err=True)
+        return
+    pm.hook.register_commands(cli=cli)
+
+
+_add_plugin_commands()
+
+
+def main() -> None:
+    cli(obj={})
+
+
+if __name__ == "__main__":
+    main()
