@@ -198,7 +198,10 @@ class Validator:
         if value is None:
             if spec.required:
                 self.error(path, "is required")
-            return _copy_default(spec.default)
+            default = _copy_default(spec.default)
+            if isinstance(default, dict) and spec.schema is not None:
+                default = self.validate_mapping(default, spec.schema, path)
+            return default
         kind = spec.kind
         if spec.one_or_list and not isinstance(value, list):
             value = [value]
