@@ -8,8 +8,9 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .bus import Bus
 from .config import Config, ConfigErrors, load_config
@@ -48,6 +49,7 @@ class App:
         self._sink_observers: list[Sink] = []
         self._rule_list: list[Rule] = []
         self.ready = False
+        self.http: Any = None
         from .board import OddsBoard
         from .catalogue import Catalogue
         from .scoreboard import Scoreboard
@@ -62,11 +64,16 @@ class App:
             d = str(Path(config.path).resolve().parent / d)
         return d
 
+    @staticmethod
+    def state_dir_of(config: Config) -> Path:
+        d = Path(config.data.get("state_dir") or ".")
+        if not d.is_absolute():
+            d = Path(config.path).resolve().parent / d
+        return d
+
     @property
     def state_dir(self) -> Path:
-        d = Path(self.config.data.get("state_dir") or ".")
-        if not d.is_absolute():
-            d = Path(self.config.path).resolve().parent / d
+        d = self.state_dir_of(self.config)
         d.mkdir(parents=True, exist_ok=True)
         return d
 
@@ -171,6 +178,17 @@ class App:
         except (NotImplementedError, RuntimeError, AttributeError):
             pass
         await self.start()
+        from . import systemd
+        from .http import HttpServer, socket_path
+        http_opts = self.config.data["http"]
+        self.http = HttpServer(self, host=http_opts["host"], port=http_opts["port"],
+                               token=http_opts.get("token"), tcp=http_opts["enabled"],
+                               unix_path=socket_path(self.state_dir))
+        await self.http.start()
+        systemd.notify("READY=1\nSTATUS=" + self.config.summary()[:200])
+        interval = systemd.watchdog_interval()
+        if interval:
+            self._tasks.append(asyncio.create_task(systemd.watchdog(self, interval)))
         printer = None
         if summary is None:
             mode = self.config.data["summary"]["enabled"]
@@ -181,7 +199,7 @@ class App:
             if duration is not None:
                 try:
                     await asyncio.wait_for(self._stop.wait(), duration)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             else:
                 await self._stop.wait()
@@ -191,6 +209,8 @@ class App:
                 await asyncio.gather(printer, return_exceptions=True)
                 sys.stderr.write("\n")
             log.info("stopping: draining sinks")
+            systemd.notify("STOPPING=1")
+            await self.http.stop()
             await self.stop()
             log.info("stopped: %s", self.summary_line())
 
@@ -268,6 +288,14 @@ class App:
 
     async def reload(self, config: Config | None = None) -> list[str]:
         """Re-read the config; on errors keep the running one and return the messages."""
+        from . import systemd
+        systemd.notify("RELOADING=1")
+        try:
+            return await self._reload(config)
+        finally:
+            systemd.notify("READY=1")
+
+    async def _reload(self, config: Config | None) -> list[str]:
         if config is None:
             try:
                 config = load_config(self.config.path, self.pm)

@@ -131,7 +131,7 @@ class SinkRunner:
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 done = False
                 self._task.cancel()
                 left = len(self.queue)

@@ -123,6 +123,34 @@ def replay(config_path: str, speed: float, recording: str) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config of the running daemon (finds its control socket).")
+@click.option("--url", help="HTTP endpoint of the daemon instead, e.g. http://127.0.0.1:8765")
+@click.option("--token", envvar="BOLTROUTER_HTTP_TOKEN", help="Bearer token for --url.")
+@click.option("--type", "etype", help="Event type glob, e.g. 'score.*'.")
+@click.option("--game", help="Game glob, e.g. '*Knicks*'.")
+@click.option("--route", help="Only events this route fired for (glob).")
+@click.option("--limit", type=int, default=0, help="Stop after this many events.")
+def tap(config_path: str | None, url: str | None, token: str | None, etype: str | None,
+        game: str | None, route: str | None, limit: int) -> None:
+    """Attach to a running daemon and print matching events live."""
+    from .tap import tap_events
+
+    if not config_path and not url:
+        raise click.UsageError("give --config FILE (the daemon's config) or --url")
+    state_dir = None
+    if config_path:
+        from .app import App
+        config = load_or_exit(config_path)
+        state_dir = App.state_dir_of(config)
+    try:
+        run_async(tap_events(state_dir, url, token, {"type": etype, "game": game, "route": route},
+                             limit))
+    except KeyboardInterrupt:
+        pass
+
+
 def _add_plugin_commands() -> None:
     try:
         pm = make_manager(None)

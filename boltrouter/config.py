@@ -11,9 +11,10 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import yaml
 
@@ -171,9 +172,9 @@ class Field:
     default: Any = None
     choices: Sequence[Any] | None = None
     secret: bool = False
-    schema: dict[str, "Field"] | None = None   # known keys of a dict (others are errors)
-    items: "Field | None" = None                # each item of a list
-    values: "Field | None" = None               # each value of a free-form dict
+    schema: dict[str, Field] | None = None   # known keys of a dict (others are errors)
+    items: Field | None = None                # each item of a list
+    values: Field | None = None               # each value of a free-form dict
     one_or_list: bool = False                   # accept a scalar and wrap it in a list
     min: float | None = None
     check: Callable[[Any], str | None] | None = None  # extra validation: message or None

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import time as _time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -75,12 +75,12 @@ ENVELOPE_FIELDS = (
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso(dt: datetime) -> str:
     """ISO 8601 with milliseconds and an explicit UTC offset."""
-    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def now_iso() -> str:
@@ -94,7 +94,7 @@ def parse_time(value: str | None) -> datetime | None:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -18,7 +18,7 @@ def _labels(kw: dict[str, object]) -> Labels:
 
 
 class Histogram:
-    __slots__ = ("buckets", "counts", "sum", "count")
+    __slots__ = ("buckets", "count", "counts", "sum")
 
     def __init__(self, buckets: Iterable[float] = LATENCY_BUCKETS) -> None:
         self.buckets = tuple(buckets)
