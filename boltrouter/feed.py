@@ -24,7 +24,7 @@ class Feed:
     simulator_path: ClassVar[str] = ""
     """Path of this feed on the simulator (``/api``, ``/api/livescores``, ...)."""
 
-    def __init__(self, name: str, options: dict[str, Any], app: "App") -> None:
+    def __init__(self, name: str, options: dict[str, Any], app: App) -> None:
         self.name = name
         self.options = options
         self.app = app

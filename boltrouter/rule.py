@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .config import Field
 from .events import Event
@@ -26,7 +27,7 @@ class Rule:
     consumes: ClassVar[tuple[str, ...] | None] = None
     """Event types this rule wants (None = all); lets the app skip the call."""
 
-    def __init__(self, name: str, options: dict[str, Any], app: "App") -> None:
+    def __init__(self, name: str, options: dict[str, Any], app: App) -> None:
         self.name = name
         self.options = options
         self.app = app

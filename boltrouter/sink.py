@@ -41,7 +41,7 @@ class Sink:
     """True when ``accept`` stores deliveries on disk itself (the bus then skips its
     in-memory queue and calls ``accept`` synchronously)."""
 
-    def __init__(self, name: str, options: dict[str, Any], app: "App") -> None:
+    def __init__(self, name: str, options: dict[str, Any], app: App) -> None:
         self.name = name
         self.options = options
         self.app = app
