@@ -143,7 +143,8 @@ class App:
             self.metrics.inc("feed_fatal", feed=feed.name)
 
     def api_key(self) -> str:
-        return "" if self.simulator is not None else self.config.api_key
+        """The key feeds send (also to the simulator when one is forced with a key set)."""
+        return self.config.api_key
 
     async def stop(self) -> None:
         self.ready = False
