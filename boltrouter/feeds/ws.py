@@ -1,0 +1,582 @@
+"""The websocket connection manager shared by every BoltOdds websocket feed.
+
+``WebsocketFeed`` connects, waits for ``socket_connected``, sends the feed's
+``subscribe_message()``, then reads frames until the socket drops, and
+reconnects the way the upstream service wants to be treated:
+
+- exponential backoff with full jitter, reset only after a connection that stayed
+  up for ``stable_after`` seconds, with at least ``quick_drop_delay`` after a
+  connection that dropped quickly (a server that accepts and closes at once
+  must not make us loop fast);
+- at most 12 connects per 60 s per upstream host, shared by every feed of the
+  process (``ConnectLimiter``; loopback hosts such as the simulator are exempt);
+- a socket that delivers nothing, not even an application ``ping``, for
+  ``dead_after`` seconds is closed and reconnected;
+- "too many concurrent connections" errors and HTTP 429/503 at the handshake
+  back off for at least ``overload_delay`` seconds;
+- HTTP 401/403 or an error saying the key is invalid stop the feed with one
+  clear message (``FeedFatal``) instead of retrying forever.
+
+The API key travels in the URL's query string: every URL and every exception
+text goes through ``redact`` before it reaches a log line, an event or an error.
+
+Subclasses implement ``subscribe_message()`` and ``handle_message(msg, received)``
+(return False for an action they do not know) and may override
+``on_socket_connected``. ``handle_frame(raw, received)`` parses one raw frame and
+dispatches its messages; ``boltrouter replay`` calls it for recorded frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from ..config import Field
+from ..events import (
+    FEED_CONNECTED,
+    FEED_DISCONNECTED,
+    FEED_ERROR,
+    FEED_SUBSCRIBED,
+    Event,
+    now_iso,
+)
+from ..feed import Feed
+from ..secrets import RedactingFilter, redact, register_secret
+
+if TYPE_CHECKING:
+    from ..app import App
+
+KEY_REFUSED = "BoltOdds refused the API key: check BOLTODDS_API_KEY"
+CONTROL_ACTIONS = frozenset({"socket_connected", "ping", "error", "subscription_updated"})
+
+
+class FeedFatal(Exception):
+    """The feed cannot work until the user changes something; no retry."""
+
+
+class Clock:
+    """Time as the reconnect logic sees it; tests substitute a virtual clock."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class ConnectLimiter:
+    """At most ``limit`` connects in any ``window`` seconds (a sliding window)."""
+
+    def __init__(self, limit: int = 12, window: float = 60.0, clock: Clock | None = None) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock or Clock()
+        self.stamps: collections.deque[float] = collections.deque()
+        self._lock = asyncio.Lock()
+
+    def wait_time(self) -> float:
+        """Seconds until one more connect is allowed (0 = now)."""
+        now = self.clock.monotonic()
+        while self.stamps and now - self.stamps[0] >= self.window:
+            self.stamps.popleft()
+        if len(self.stamps) < self.limit:
+            return 0.0
+        return self.stamps[0] + self.window - now
+
+    async def acquire(self) -> float:
+        """Wait for a free slot and take it; returns how long it waited."""
+        waited = 0.0
+        async with self._lock:
+            while (delay := self.wait_time()) > 0:
+                waited += delay
+                await self.clock.sleep(delay)
+            self.stamps.append(self.clock.monotonic())
+        return waited
+
+
+_LIMITERS: dict[str, ConnectLimiter] = {}
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def limiter_for(url: str) -> ConnectLimiter | None:
+    """The process-wide limiter of an upstream host; None for loopback (the simulator)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host in _LOOPBACK or host.startswith("127."):
+        return None
+    limiter = _LIMITERS.get(host)
+    if limiter is None:
+        limiter = _LIMITERS[host] = ConnectLimiter()
+    return limiter
+
+
+def with_key(url: str, key: str) -> str:
+    """The URL with ``key=`` appended to its query string (unchanged when key is empty)."""
+    if not key:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}key={key}"
+
+
+def classify_error(message: str) -> str:
+    """What an upstream ``error`` message means: key, overload, resubscribe or other."""
+    m = message.lower()
+    if "subscri" in m and ("rate limit" in m or "wait" in m):
+        return "resubscribe"
+    if "too many" in m or "concurrent" in m or "rate limit" in m:
+        return "overload"
+    if ("key" in m or "token" in m or "auth" in m) and any(
+            w in m for w in ("invalid", "unauthori", "not valid", "expired", "denied",
+                             "incorrect", "wrong", "refused", "not found", "missing")):
+        return "key"
+    if "unauthori" in m or "forbidden" in m:
+        return "key"
+    return "other"
+
+
+def describe(exc: BaseException) -> str:
+    """A redacted one-line description of an exception."""
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return redact(f"{name}: {text}" if text else name)
+
+
+def ws_options_schema(default_url: str) -> dict[str, Field]:
+    """Options every websocket feed accepts; feeds add their own to a copy."""
+    return {
+        "url": Field(str, default=default_url, help="websocket URL, without the key"),
+        "dead_after": Field("duration", default=45.0, min=1,
+                            help="reconnect when nothing (not even a ping) arrives this long"),
+        "backoff_base": Field("duration", default=1.0, min=0,
+                              help="first reconnect delay; doubles per failed attempt"),
+        "backoff_max": Field("duration", default=60.0, min=0, help="longest reconnect delay"),
+        "connect_timeout": Field("duration", default=15.0, min=0.1,
+                                 help="how long to wait for the handshake and socket_connected"),
+    }
+
+
+class _Drop:
+    """Why a connection ended and how to treat the next attempt."""
+
+    __slots__ = ("reason", "overloaded")
+
+    def __init__(self, reason: str, overloaded: bool = False) -> None:
+        self.reason = reason
+        self.overloaded = overloaded
+
+
+class WebsocketFeed(Feed):
+    """A BoltOdds websocket feed: connection management, parsing and control messages."""
+
+    options_schema: ClassVar[dict[str, Field]] = ws_options_schema("")
+    resubscribe_interval: ClassVar[float] = 5.0
+    """Upstream rejects re-subscribing faster than this (seconds)."""
+    stable_after: ClassVar[float] = 10.0
+    """A connection that lasted less than this counts as a quick drop."""
+    quick_drop_delay: float = 5.0
+    """Minimum delay before reconnecting after a quick drop."""
+    overload_delay: float = 30.0
+    """Minimum delay after "too many connections" or HTTP 429/503."""
+    log_every: float = 5.0
+    """Repeated warnings (bad frames, unknown actions) are logged at most this often."""
+
+    def __init__(self, name: str, options: dict[str, Any], app: App) -> None:
+        super().__init__(name, options, app)
+        if not any(isinstance(f, RedactingFilter) for f in self.log.filters):
+            self.log.addFilter(RedactingFilter())
+        self._ws_log = logging.getLogger(f"boltrouter.feed.{name}.websocket")
+        if not any(isinstance(f, RedactingFilter) for f in self._ws_log.filters):
+            self._ws_log.addFilter(RedactingFilter())
+        self.clock = Clock()
+        self.limiter: ConnectLimiter | None = limiter_for(str(options.get("url") or ""))
+        self.ws: ClientConnection | None = None
+        self.acked = False
+        self.fatal: str | None = None
+        self._attempt = 0
+        self._overloaded = False
+        self._close_reason: str | None = None
+        self._last_subscribe = float("-inf")
+        self._subscribe_task: asyncio.Task[None] | None = None
+        self._pending_filters: Any = None
+        self._warned: dict[str, tuple[float, int]] = {}
+        self._random = random.Random()
+
+    # -- what subclasses provide ----------------------------------------------------------
+
+    def subscribe_message(self) -> dict[str, Any] | None:
+        """The ``subscribe`` message to send after ``socket_connected`` (None = send none)."""
+        return None
+
+    async def handle_message(self, msg: dict[str, Any], received: str) -> bool:
+        """Handle one data message; return False when its action is unknown."""
+        return False
+
+    async def on_socket_connected(self, msg: dict[str, Any], received: str) -> None:
+        """Called for each ``socket_connected`` (live and in replays) after feed.connected."""
+
+    # -- URLs and events ------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return str(self.options.get("url") or "")
+
+    def connect_url(self) -> str:
+        key = self.app.api_key() or ""
+        register_secret(key)
+        return with_key(self.url, key)
+
+    async def emit(self, etype: str, received: str | None = None, **data: Any) -> None:
+        received = received or now_iso()
+        await self.app.publish(Event(etype, {"feed": self.name, **data}, time=received,
+                                     received=received, feed=self.name))
+
+    # -- the reconnect loop ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            while True:
+                if self.limiter is not None:
+                    waited = await self.limiter.acquire()
+                    if waited > 1:
+                        self.log.info("%s feed: waited %.0f s for the connect-rate limit "
+                                      "(12 connects a minute)", self.name, waited)
+                started = self.clock.monotonic()
+                drop = await self._connect_once()
+                lasted = self.clock.monotonic() - started
+                delay = self.retry_delay(drop, lasted)
+                self.reconnects += 1
+                self.app.metrics.inc("feed_reconnects", feed=self.name)
+                self.log.warning("%s feed disconnected: %s; reconnecting in %.1f s",
+                                 self.name, drop.reason, delay)
+                await self.emit(FEED_DISCONNECTED, reason=drop.reason, retry_in=round(delay, 3))
+                await self.clock.sleep(delay)
+        except FeedFatal as exc:
+            self.fatal = str(exc)
+            self.log.error("%s feed stopped: %s", self.name, exc)
+            await self.emit(FEED_ERROR, message=str(exc))
+            raise
+        finally:
+            self.connected = False
+            if self._subscribe_task is not None:
+                self._subscribe_task.cancel()
+                self._subscribe_task = None
+
+    def retry_delay(self, drop: _Drop, lasted: float) -> float:
+        """Seconds to wait before the next attempt: full-jitter exponential backoff."""
+        base = float(self.options.get("backoff_base", 1.0))
+        cap = float(self.options.get("backoff_max", 60.0))
+        if lasted >= self.stable_after and not drop.overloaded:
+            self._attempt = 0
+        delay = self._random.uniform(0, min(cap, base * (2 ** min(self._attempt, 30))))
+        self._attempt += 1
+        if lasted < self.stable_after:
+            delay = max(delay, min(self.quick_drop_delay, cap) if cap else self.quick_drop_delay)
+        if drop.overloaded:
+            delay = max(delay, self.overload_delay * self._random.uniform(1.0, 1.5))
+        return delay
+
+    async def _connect_once(self) -> _Drop:
+        self.acked = False
+        self._overloaded = False
+        self._close_reason = None
+        timeout = float(self.options.get("connect_timeout", 15.0))
+        try:
+            ws = await connect(self.connect_url(), max_size=None, ping_interval=None,
+                               open_timeout=timeout, close_timeout=2, max_queue=64,
+                               logger=self._ws_log)
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403):
+                raise FeedFatal(f"{KEY_REFUSED} (HTTP {status} at {redact(self.url)})") from None
+            if status in (429, 503):
+                return _Drop(f"the server is refusing connections (HTTP {status})",
+                             overloaded=True)
+            return _Drop(f"the handshake failed with HTTP {status}")
+        except (TimeoutError, OSError, WebSocketException) as exc:
+            return _Drop(f"could not connect to {redact(self.url)}: {describe(exc)}")
+        self.ws = ws
+        try:
+            return await self._session(ws)
+        finally:
+            self.ws = None
+            self.connected = False
+            self.acked = False
+            if self._subscribe_task is not None:
+                self._subscribe_task.cancel()
+                self._subscribe_task = None
+            if self._close_reason:
+                ws.transport.abort()
+            else:
+                await _close_quietly(ws)
+
+    async def _session(self, ws: ClientConnection) -> _Drop:
+        timeout = float(self.options.get("connect_timeout", 15.0))
+        deadline = time.monotonic() + timeout
+        try:
+            while not self.acked:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return _Drop(f"no socket_connected within {timeout:g} s")
+                raw = await asyncio.wait_for(ws.recv(), left)
+                await self._take_frame(raw)
+                drop = self._check_flags()
+                if drop is not None:
+                    return drop
+        except TimeoutError:
+            return _Drop(f"no socket_connected within {timeout:g} s")
+        except ConnectionClosed as exc:
+            return _Drop(_closed_reason(exc))
+        self.connected = True
+        self.log.info("%s feed connected to %s", self.name, redact(self.url))
+        await self._send_subscribe()
+        watchdog = asyncio.create_task(self._watch(ws), name=f"feed:{self.name}:watchdog")
+        try:
+            async for raw in ws:
+                await self._take_frame(raw)
+                if self._close_reason is not None or self.fatal is not None or self._overloaded:
+                    drop = self._check_flags()
+                    if drop is not None:
+                        return drop
+            return _Drop(self._close_reason or _closed_reason_of(ws))
+        except ConnectionClosed as exc:
+            return _Drop(self._close_reason or _closed_reason(exc))
+        finally:
+            watchdog.cancel()
+
+    def _check_flags(self) -> _Drop | None:
+        if self.fatal is not None:
+            raise FeedFatal(self.fatal)
+        if self._overloaded:
+            return _Drop(self._close_reason or "upstream: too many connections", overloaded=True)
+        if self._close_reason is not None:
+            return _Drop(self._close_reason)
+        return None
+
+    async def _take_frame(self, raw: str | bytes) -> None:
+        received = now_iso()
+        self.last_message = time.monotonic()
+        recorder = getattr(self.app, "recorder", None)
+        if recorder is not None:
+            recorder(self.name, raw if isinstance(raw, str) else raw.decode("utf-8", "replace"),
+                     received)
+        await self.handle_frame(raw, received)
+
+    async def _watch(self, ws: ClientConnection) -> None:
+        dead_after = float(self.options.get("dead_after", 45.0))
+        step = max(0.05, min(dead_after / 4, 5.0))
+        while True:
+            await asyncio.sleep(step)
+            last = self.last_message or 0.0
+            silent = time.monotonic() - last
+            if silent >= dead_after:
+                self._close_reason = (f"nothing received for {silent:.1f} s (not even a ping): "
+                                      "the connection looked dead")
+                ws.transport.abort()
+                return
+
+    def restart(self, reason: str) -> None:
+        """Drop the current connection (if any); the loop reconnects."""
+        ws = self.ws
+        if ws is not None:
+            self._close_reason = reason
+            ws.transport.abort()
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    async def reconfigure(self, options: dict[str, Any]) -> None:
+        """Apply new options; re-subscribe on the open socket when only the filters changed."""
+        old_url, old_sub = self.url, self.subscribe_message()
+        self.options = options
+        if self.url != old_url:
+            self.limiter = limiter_for(self.url)
+            self.restart("the feed URL changed")
+        elif self.subscribe_message() != old_sub:
+            self.request_subscribe()
+
+    def request_subscribe(self, delay: float | None = None) -> None:
+        """Send the current filters when the re-subscribe window allows; requests coalesce."""
+        if self.ws is None or not self.acked:
+            return   # the next connection subscribes with the current filters
+        if self._subscribe_task is not None and not self._subscribe_task.done():
+            return   # already scheduled: it sends whatever the filters are by then
+        if delay is None:
+            delay = max(0.0, self._last_subscribe + self.resubscribe_interval
+                        - self.clock.monotonic())
+        self._subscribe_task = asyncio.create_task(self._subscribe_after(delay),
+                                                   name=f"feed:{self.name}:subscribe")
+
+    async def _subscribe_after(self, delay: float) -> None:
+        if delay > 0:
+            await self.clock.sleep(delay)
+        self._subscribe_task = None
+        try:
+            await self._send_subscribe()
+        except ConnectionClosed:
+            pass   # the next connection subscribes with the current filters
+
+    async def _send_subscribe(self) -> None:
+        msg = self.subscribe_message()
+        ws = self.ws
+        if msg is None or ws is None:
+            return
+        await ws.send(orjson.dumps(msg).decode())
+        self._last_subscribe = self.clock.monotonic()
+        self._pending_filters = msg.get("filters", {})
+        self.log.info("%s feed subscribed: %s", self.name, _filters_summary(self._pending_filters))
+
+    async def confirm_subscribed(self, received: str) -> None:
+        """Publish feed.subscribed once the filters last sent were acknowledged."""
+        if self._pending_filters is not None:
+            filters, self._pending_filters = self._pending_filters, None
+            await self.emit(FEED_SUBSCRIBED, received, filters=filters)
+
+    # -- frames ---------------------------------------------------------------------------
+
+    async def handle_frame(self, raw: str | bytes, received: str | None = None) -> None:
+        """Parse one raw frame (one message object or a list of them) and dispatch it."""
+        received = received or now_iso()
+        self.app.metrics.inc("feed_frames", feed=self.name)
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            try:
+                doc = json.loads(raw)
+            except (ValueError, TypeError):
+                self.bad_frame("a frame that is not JSON", raw)
+                return
+        if isinstance(doc, dict):
+            await self._dispatch(doc, received)
+        elif isinstance(doc, list):
+            for item in doc:
+                if isinstance(item, dict):
+                    await self._dispatch(item, received)
+                else:
+                    self.bad_frame("a list item that is not a message object", item)
+        else:
+            self.bad_frame("a frame that is neither a message object nor a list", doc)
+
+    async def _dispatch(self, msg: dict[str, Any], received: str) -> None:
+        action = msg.get("action")
+        if action in CONTROL_ACTIONS:
+            await self._control(action, msg, received)
+            return
+        try:
+            handled = await self.handle_message(msg, received)
+        except Exception as exc:
+            self.bad_frame(f"a {action!r} message that could not be handled ({describe(exc)})",
+                           msg)
+            return
+        if not handled:
+            self.app.metrics.inc("feed_unknown_actions", feed=self.name)
+            self.warn_throttled(f"unknown:{action}", "%s feed: ignoring unknown action %r",
+                                self.name, str(action)[:80])
+
+    async def _control(self, action: str, msg: dict[str, Any], received: str) -> None:
+        if action == "ping":
+            return
+        if action == "socket_connected":
+            self.acked = True
+            info = {k: v for k, v in msg.items() if k != "action"}
+            await self.emit(FEED_CONNECTED, received, info=info)
+            await self.on_socket_connected(msg, received)
+        elif action == "subscription_updated":
+            await self.confirm_subscribed(received)
+        elif action == "error":
+            await self._upstream_error(msg, received)
+
+    async def _upstream_error(self, msg: dict[str, Any], received: str) -> None:
+        text = redact(str(msg.get("message") or msg.get("error") or msg.get("data") or msg))
+        kind = classify_error(text)
+        self.app.metrics.inc("feed_upstream_errors", feed=self.name, kind=kind)
+        await self.emit(FEED_ERROR, received, message=text)
+        if kind == "key":
+            self.fatal = f"{KEY_REFUSED} (upstream said: {text})"
+        elif kind == "overload":
+            self._overloaded = True
+            self._close_reason = f"upstream: {text}"
+        elif kind == "resubscribe":
+            self.log.warning("%s feed: upstream rejected a re-subscribe (%s); retrying in %g s",
+                             self.name, text, self.resubscribe_interval)
+            if self.ws is not None:
+                self._last_subscribe = self.clock.monotonic()
+                self.request_subscribe(self.resubscribe_interval)
+        else:
+            self.warn_throttled(f"error:{text[:60]}", "%s feed: upstream error: %s",
+                                self.name, text)
+
+    # -- counting and throttled logging ---------------------------------------------------
+
+    def bad_frame(self, what: str, sample: Any) -> None:
+        self.app.metrics.inc("feed_bad_frames", feed=self.name)
+        text = sample if isinstance(sample, str) else repr(sample)
+        self.warn_throttled(f"bad:{what[:40]}", "%s feed: skipped %s: %s", self.name, what,
+                            redact(text[:120]))
+
+    def warn_throttled(self, key: str, fmt: str, *args: Any) -> None:
+        """Log a warning at most every ``log_every`` seconds per key, counting the rest."""
+        now = time.monotonic()
+        last, suppressed = self._warned.get(key, (float("-inf"), 0))
+        if now - last < self.log_every:
+            self._warned[key] = (last, suppressed + 1)
+            return
+        if len(self._warned) > 1000:
+            self._warned.clear()
+        self._warned[key] = (now, 0)
+        if suppressed:
+            fmt += " (and %d more like it since the last warning)"
+            args = (*args, suppressed)
+        self.log.warning(fmt, *args)
+
+    def status(self) -> dict[str, Any]:
+        st = super().status()
+        st["fatal"] = self.fatal
+        return st
+
+
+async def _close_quietly(ws: ClientConnection) -> None:
+    try:
+        await ws.close()
+    except Exception:
+        ws.transport.abort()
+
+
+def _closed_reason(exc: ConnectionClosed) -> str:
+    frame = exc.rcvd or exc.sent
+    if frame is None:
+        return "the connection was lost without a close frame"
+    text = f"closed with code {frame.code}"
+    if frame.reason:
+        text += f" ({redact(frame.reason)})"
+    return text
+
+
+def _closed_reason_of(ws: ClientConnection) -> str:
+    frame = ws.close_rcvd or ws.close_sent
+    if frame is None:
+        return "the connection closed"
+    return f"closed with code {frame.code}" + (f" ({redact(frame.reason)})" if frame.reason
+                                               else "")
+
+
+def _filters_summary(filters: Any) -> str:
+    if not isinstance(filters, dict) or not filters:
+        return "everything"
+    parts = []
+    for key, values in filters.items():
+        if isinstance(values, list):
+            shown = ", ".join(str(v) for v in values[:5]) + (" ..." if len(values) > 5 else "")
+            parts.append(f"{key}=[{shown}]")
+    return "; ".join(parts) or "everything"
+
+
+Recorder = Callable[[str, str, str], None]
+"""``app.recorder(feed_name, raw_text, received_iso)``: sees every raw frame."""
