@@ -204,28 +204,36 @@ class Validator:
                 default = self.validate_mapping(default, spec.schema, path)
             return default
         kind = spec.kind
+        if spec.secret and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            register_secret(str(value))  # before any message could quote it
         if spec.one_or_list and not isinstance(value, list):
             value = [value]
         if kind == "duration":
             try:
                 value = parse_duration(value)
             except ValueError as exc:
-                self.error(path, str(exc))
+                self.error(path, "must be a duration like 30s or 10m" if spec.secret
+                           else str(exc))
                 return _copy_default(spec.default)
+        elif kind in (int, float, bool) and isinstance(value, str) \
+                and (parsed := _from_text(value, kind)) is not None:
+            value = parsed  # ${VAR} expands to text: "1883" is a fine port
         elif kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         elif kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)
         elif kind != "any" and not _is_kind(value, kind):
-            self.error(path, f"must be {_KIND_NAMES.get(kind, str(kind))}, not {_describe(value)}")
+            # a secret's value is never quoted, only what it should be
+            self.error(path, f"must be {_KIND_NAMES.get(kind, str(kind))}"
+                             + ("" if spec.secret else f", not {_describe(value)}"))
             return _copy_default(spec.default)
         if spec.choices is not None and value not in spec.choices:
-            self.error(path, f"{value!r} is not allowed{did_you_mean(value, spec.choices)} "
-                             f"({one_of(spec.choices)})")
+            shown = "this value" if spec.secret else repr(value)
+            hint = "" if spec.secret else did_you_mean(value, spec.choices)
+            self.error(path, f"{shown} is not allowed{hint} ({one_of(spec.choices)})")
         if spec.min is not None and isinstance(value, (int, float)) and value < spec.min:
-            self.error(path, f"must be at least {spec.min:g}, not {value}")
-        if spec.secret:
-            register_secret(value)
+            self.error(path, f"must be at least {spec.min:g}"
+                             + ("" if spec.secret else f", not {value}"))
         if isinstance(value, dict) and spec.schema is not None:
             value = self.validate_mapping(value, spec.schema, path)
         elif isinstance(value, dict) and spec.values is not None:
@@ -255,6 +263,18 @@ def _copy_default(default: Any) -> Any:
         import copy
         return copy.deepcopy(default)
     return default
+
+
+def _from_text(text: str, kind: Any) -> Any:
+    """A number or boolean written as text (as ``${VAR}`` expands), or None."""
+    text = text.strip()
+    if kind is bool:
+        return {"true": True, "yes": True, "on": True,
+                "false": False, "no": False, "off": False}.get(text.lower())
+    try:
+        return kind(text)
+    except ValueError:
+        return None
 
 
 def _is_kind(value: Any, kind: Any) -> bool:
