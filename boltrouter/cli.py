@@ -157,7 +157,12 @@ def _add_plugin_commands() -> None:
     except Exception as exc:  # never let a broken plugin break the CLI itself
         click.echo(f"warning: plugins could not be loaded: {redact(exc)}", err=True)
         return
-    pm.hook.register_commands(cli=cli)
+    for impl in pm.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:  # one broken plugin must not take the other commands down
+            click.echo(f"warning: plugin {impl.plugin_name} could not add its commands: "
+                       f"{redact(exc)}", err=True)
 
 
 _add_plugin_commands()
