@@ -223,6 +223,10 @@ class WebsocketFeed(Feed):
     async def on_socket_connected(self, msg: dict[str, Any], received: str) -> None:
         """Called for each ``socket_connected`` (live and in replays) after feed.connected."""
 
+    async def on_control(self, action: str, msg: dict[str, Any], received: str) -> None:
+        """Called after the base class handled a ``ping``, ``error`` or
+        ``subscription_updated`` message."""
+
     # -- URLs and events ------------------------------------------------------------------
 
     @property
@@ -481,8 +485,6 @@ class WebsocketFeed(Feed):
                                 self.name, str(action)[:80])
 
     async def _control(self, action: str, msg: dict[str, Any], received: str) -> None:
-        if action == "ping":
-            return
         if action == "socket_connected":
             self.acked = True
             info = {k: v for k, v in msg.items() if k != "action"}
@@ -492,6 +494,8 @@ class WebsocketFeed(Feed):
             await self.confirm_subscribed(received)
         elif action == "error":
             await self._upstream_error(msg, received)
+        if action != "socket_connected":
+            await self.on_control(action, msg, received)
 
     async def _upstream_error(self, msg: dict[str, Any], received: str) -> None:
         text = redact(str(msg.get("message") or msg.get("error") or msg.get("data") or msg))

@@ -1,0 +1,182 @@
+"""The BoltOdds odds websocket (``wss://spro.agency/api``): odds messages -> board -> events.
+
+Every odds message goes through ``app.board`` (``boltrouter.board.OddsBoard``),
+which returns the events for exactly what changed. ``subscribe`` filters follow
+upstream semantics: a key left out means everything. Upstream silently ignores
+filter values it does not know, so when talking to the real service the feed
+checks them once against ``get_info``, ``get_markets`` and ``get_games`` and
+warns about unknown ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from .. import hookimpl
+from ..board import ODDS_ACTIONS
+from ..config import Field, did_you_mean
+from ..secrets import redact
+from .ws import WebsocketFeed, describe, ws_options_schema
+
+ODDS_URL = "wss://spro.agency/api"
+FILTER_KEYS = ("sports", "sportsbooks", "games", "markets")
+
+
+def _filter_field(what: str) -> Field:
+    return Field(list, items=Field(str), one_or_list=True,
+                 help=f"{what} exactly as upstream spells them; leave out for all")
+
+
+class OddsFeed(WebsocketFeed):
+    """Odds of every subscribed sportsbook, game and market."""
+
+    options_schema: ClassVar[dict[str, Field]] = {
+        **ws_options_schema(ODDS_URL),
+        "subscribe": Field(dict, default={}, schema={
+            "sports": _filter_field("sports"),
+            "sportsbooks": _filter_field("sportsbooks"),
+            "games": _filter_field("games"),
+            "markets": _filter_field("markets"),
+        }),
+        "check_filters": Field(bool, default=True,
+                               help="warn about filter values the real service does not know"),
+    }
+    enabled_by_default: ClassVar[bool] = True
+    simulator_path: ClassVar[str] = "/api"
+
+    def __init__(self, name: str, options: dict[str, Any], app: Any) -> None:
+        super().__init__(name, options, app)
+        self._checked_filters: dict[str, Any] | None = None
+        self._check_task: asyncio.Task[None] | None = None
+
+    def filters(self) -> dict[str, list[str]]:
+        sub = self.options.get("subscribe") or {}
+        return {k: list(sub[k]) for k in FILTER_KEYS if sub.get(k) is not None}
+
+    def subscribe_message(self) -> dict[str, Any]:
+        return {"action": "subscribe", "filters": self.filters()}
+
+    async def on_socket_connected(self, msg: dict[str, Any], received: str) -> None:
+        self.app.board.begin_snapshot()
+        if self.ws is not None:
+            self._maybe_check_filters()
+
+    async def on_control(self, action: str, msg: dict[str, Any], received: str) -> None:
+        if action == "subscription_updated":
+            self.app.board.begin_snapshot()
+            self._maybe_check_filters()
+        else:
+            await self.app.publish_many(self.app.board.note_control(received, self.name))
+
+    async def handle_message(self, msg: dict[str, Any], received: str) -> bool:
+        if msg.get("action") not in ODDS_ACTIONS:
+            return False
+        events = self.app.board.apply(msg, received, self.name)
+        if self._pending_filters is not None:
+            await self.confirm_subscribed(received)
+        for event in events:
+            await self.app.publish(event)
+        return True
+
+    # -- filter check against the REST endpoints ------------------------------------------
+
+    def _maybe_check_filters(self) -> None:
+        filters = self.filters()
+        if (not self.options.get("check_filters", True) or not filters
+                or getattr(self.app, "simulator", None) is not None
+                or filters == self._checked_filters
+                or (self._check_task is not None and not self._check_task.done())):
+            return
+        self._checked_filters = filters
+        self._check_task = asyncio.create_task(self.check_filters(filters),
+                                               name=f"feed:{self.name}:check-filters")
+
+    async def check_filters(self, filters: dict[str, list[str]]) -> list[str]:
+        """Warn about (and return) filter values upstream does not know."""
+        base = rest_base(self.url)
+        key = self.app.api_key() or ""
+        known: dict[str, set[str]] = {}
+        try:
+            async with httpx.AsyncClient(timeout=20) as client:
+                if "sports" in filters or "sportsbooks" in filters:
+                    info = await _get_json(client, f"{base}/get_info", key)
+                    if isinstance(info, dict):
+                        known["sports"] = {str(s) for s in info.get("sports") or []}
+                        known["sportsbooks"] = {str(s) for s in info.get("sportsbooks") or []}
+                if "markets" in filters:
+                    markets = await _get_json(client, f"{base}/get_markets", key)
+                    if isinstance(markets, dict):
+                        known["markets"] = _all_markets(markets)
+                if "games" in filters:
+                    games = await _get_json(client, f"{base}/get_games", key)
+                    if isinstance(games, dict):
+                        known["games"] = {str(g) for g in games}
+        except (httpx.HTTPError, ValueError) as exc:
+            self.log.info("%s feed: could not check the subscribe filters against %s: %s",
+                          self.name, redact(base), describe(exc))
+            return []
+        problems = unknown_filter_values(filters, known)
+        for problem in problems:
+            self.log.warning("%s", problem)
+        return problems
+
+
+def unknown_filter_values(filters: dict[str, list[str]],
+                          known: dict[str, set[str]]) -> list[str]:
+    """Sentences about each filter value that is not in the known set of its key."""
+    problems = []
+    for key, values in filters.items():
+        valid = known.get(key)
+        if not valid:
+            continue
+        for value in values:
+            if value not in valid:
+                problems.append(
+                    f"boltodds.odds.subscribe.{key}: {value!r} is not a {key[:-1]} BoltOdds "
+                    f"knows{did_you_mean(value, sorted(valid))}; upstream ignores unknown "
+                    "filter values silently, so nothing will arrive for it")
+    return problems
+
+
+def _all_markets(doc: dict[str, Any]) -> set[str]:
+    out: set[str] = set()
+    for per_sport in doc.values():
+        if isinstance(per_sport, dict):
+            for markets in per_sport.values():
+                if isinstance(markets, list):
+                    out.update(str(m) for m in markets)
+        elif isinstance(per_sport, list):
+            out.update(str(m) for m in per_sport)
+    return out
+
+
+async def _get_json(client: httpx.AsyncClient, url: str, key: str) -> Any:
+    params = {"key": key} if key else None
+    response = await client.get(url, params=params)
+    response.raise_for_status()
+    return response.json()
+
+
+def rest_base(ws_url: str) -> str:
+    """The REST base of a websocket URL: wss://host/api -> https://host/api."""
+    parts = urlsplit(ws_url)
+    scheme = {"wss": "https", "ws": "http"}.get(parts.scheme, parts.scheme)
+    path = parts.path.rstrip("/") or "/api"
+    if not path.endswith("/api"):
+        path = path.rsplit("/", 1)[0] or "/api"
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+@hookimpl
+def register_feed_types(register: Any) -> None:
+    register("odds", OddsFeed)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from ..record import record_command
+    cli.add_command(record_command)
