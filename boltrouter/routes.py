@@ -613,8 +613,12 @@ class _Compiler:
         name = r.get("name")
         if name is None:
             name = f"route-{i + 1}"
+        elif isinstance(name, (int, float)) and not isinstance(name, bool):
+            name = str(name)
         elif not isinstance(name, str) or not name.strip():
-            self.error(path + ("name",), "must be a non-empty string")
+            hint = (" (YAML reads unquoted yes/no/on/off as true/false: quote the name)"
+                    if isinstance(name, bool) else "")
+            self.error(path + ("name",), f"must be a non-empty string{hint}")
             name = f"route-{i + 1}"
         if name in names:
             self.error(path + ("name",), f"route name {name!r} is already used by "
