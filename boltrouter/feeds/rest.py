@@ -126,8 +126,12 @@ _LIMITERS: dict[tuple[str, int, int], RateLimiter] = {}
 
 
 def shared_limiter(url: str, per_minute: int = 12, burst: int = 3) -> RateLimiter:
-    """The process-wide limiter of an upstream host (every caller shares it)."""
-    key = ((urlsplit(url).hostname or "").lower(), per_minute, burst)
+    """The process-wide limiter of an upstream server (every caller shares it).
+
+    Servers are told apart by host and port, so two local test servers (or the
+    simulator and another one) each get their own budget.
+    """
+    key = ((urlsplit(url).netloc or "").lower(), per_minute, burst)
     limiter = _LIMITERS.get(key)
     if limiter is None:
         limiter = _LIMITERS[key] = RateLimiter(per_minute, burst)

@@ -35,6 +35,19 @@ _SCORE_KEYS: dict[str, tuple[str, ...]] = {
     "unknown": ("score", "goals", "runs", "points"),
 }
 
+_PERIOD_KEYS: dict[str, tuple[str, ...]] = {
+    "tennis": ("currentSet", "currentSetNo", "setNo"),
+    "baseball": ("inning",),
+    "soccer": ("half", "period"),
+    "hockey": ("period",),
+    "basketball": ("quarter", "period"),
+    "football": ("quarter", "period"),
+    "unknown": ("period", "quarter", "half", "inning"),
+}
+"""state keys holding the current period number, per shape (first found wins)."""
+_REGULATION = {"basketball": 4, "football": 4, "hockey": 3, "soccer": 2}
+"""Regulation periods per shape: overtime periods count on from there."""
+
 
 def as_int(value: Any) -> int | None:
     """An integer score from an int, a float or a numeric string; else None."""
@@ -102,12 +115,14 @@ def _merge_pairs(d: dict[str, Any], sides: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def period_from_enum(value: Any) -> tuple[str | None, Any, str | None]:
+def period_from_enum(value: Any, regulation: int | None = None) -> tuple[str | None, Any, str | None]:
     """``['BaseballMatchPeriod', 'AT_TOP_5TH_INNING']`` -> (name, period, status).
 
-    period is the number the name carries (5), ``"OT"`` for extra time, or None
-    when the name has no number (half time, pre-match); status is ``scheduled``
-    for pre-match, ``final`` for a completed match, else None.
+    period is the number the name carries (5); an overtime or extra-time period
+    counts on from ``regulation`` (the 1st overtime of a 4-quarter game is 5),
+    or is ``"OT"`` when the regulation length is unknown; None when the name has
+    no number (half time, pre-match). status is ``scheduled`` for pre-match,
+    ``final`` for a completed match, else None.
     """
     name = value[-1] if isinstance(value, list) and value else value
     if not isinstance(name, str) or not name:
@@ -115,17 +130,22 @@ def period_from_enum(value: Any) -> tuple[str | None, Any, str | None]:
     upper = name.upper()
     if "PREMATCH" in upper or "PRE_MATCH" in upper or "NOT_STARTED" in upper:
         return name, None, "scheduled"
-    if "COMPLETED" in upper:
+    if any(word in upper for word in ("COMPLETED", "FINISHED", "ENDED", "FULL_TIME")):
         return name, None, "final"
+    number = None
     m = _ORDINAL_NUM.search(upper)
     if m:
-        return name, int(m.group(1)), None
-    for word, n in _ORDINALS.items():
-        if re.search(rf"(?:^|_){word}(?:_|$)", upper):
-            return name, n, None
+        number = int(m.group(1))
+    else:
+        for word, n in _ORDINALS.items():
+            if re.search(rf"(?:^|_){word}(?:_|$)", upper):
+                number = n
+                break
     if "EXTRA" in upper or "OVERTIME" in upper or "OT" in upper.split("_"):
-        return name, "OT", None
-    return name, None, None
+        if regulation is None:
+            return name, "OT", None
+        return name, regulation + (number or 1), None
+    return name, number, None
 
 
 def _pair(state: dict[str, Any], key: str, sides: dict[str, str]) -> tuple[Any, Any] | None:
@@ -155,7 +175,7 @@ def detect_shape(state: dict[str, Any]) -> str:
     keys = set(state)
     if keys & {"inning", "runs", "topOfInning", "totalRunsForTeamA"}:
         return "baseball"
-    if keys & {"sets", "setsA", "setScores", "onServeNow"}:
+    if keys & {"sets", "setsA", "setScores", "onServeNow", "currentSet"}:
         return "tennis"
     if keys & {"corners", "cornersA", "yellowCards", "yellowCardsA", "redCards", "redCardsA"}:
         return "soccer"
@@ -184,13 +204,12 @@ def parse_match_update(msg: dict[str, Any], feed: str = "scores") -> ScoreUpdate
     home_score = as_int(score[0]) if score else None
     away_score = as_int(score[1]) if score else None
 
-    period_name, period, status = period_from_enum(state.get("matchPeriod"))
-    if shape == "baseball" and as_int(state.get("inning")):
-        period = as_int(state.get("inning"))
-    elif shape == "tennis" and as_int(state.get("currentSetNo")):
-        period = as_int(state.get("currentSetNo"))
-    elif period is None:
-        period = as_int(state.get("period")) or state.get("period") or None
+    period_name, period, status = period_from_enum(state.get("matchPeriod"),
+                                                   _REGULATION.get(shape))
+    for key in _PERIOD_KEYS[shape]:
+        if as_int(state.get(key)):
+            period = as_int(state[key])
+            break
     if state.get("matchCompleted") is True:
         status = "final"
     elif state.get("preMatch") is True:
@@ -209,8 +228,10 @@ def parse_match_update(msg: dict[str, Any], feed: str = "scores") -> ScoreUpdate
     elif isinstance(state.get("possession"), str):
         raw = state["possession"]
         possession = sides.get(raw, raw.lower() if raw.lower() in ("home", "away") else None)
-    elif isinstance(state.get("onServeNow"), str):
-        possession = sides.get(state["onServeNow"])
+    else:
+        server = state.get("onServeNow", state.get("server"))
+        if isinstance(server, str):
+            possession = sides.get(server)
 
     stats = map_sides(state, sides)
     extra: dict[str, Any] = {"shape": shape, "stats": stats}
