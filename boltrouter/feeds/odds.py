@@ -179,4 +179,6 @@ def register_feed_types(register: Any) -> None:
 @hookimpl
 def register_commands(cli: Any) -> None:
     from ..record import record_command
+    from ..simulator.command import simulate_command
     cli.add_command(record_command)
+    cli.add_command(simulate_command)
