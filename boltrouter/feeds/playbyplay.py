@@ -197,7 +197,7 @@ class PlayByPlayFeed(SelectedGamesFeed):
         if play.get("id") not in (None, ""):
             return ("id", str(play["id"]))
         if play.get("description") is not None:
-            return ("clock", play.get("clock"), play.get("description"))
+            return ("clock", play.get("period"), play.get("clock"), play.get("description"))
         return ("hash", content_hash(play))
 
     def _remember(self, uid: str, key: Any) -> bool:
