@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .bus import Bus
+from .bus import Bus, SinkRunner
 from .config import Config, ConfigErrors, load_config
 from .events import EVENT_TYPES, Event
 from .metrics import Metrics
@@ -47,6 +47,7 @@ class App:
         self._stop = asyncio.Event()
         self._observers: list[Any] = []
         self._sink_observers: list[Sink] = []
+        self._reload_lock = asyncio.Lock()
         self._rule_list: list[Rule] = []
         self.ready = False
         self.http: Any = None
@@ -99,15 +100,18 @@ class App:
 
     async def _start_sink(self, name: str, cls: type, options: dict[str, Any]) -> None:
         sink = cls(name, options, self)
-        try:
-            await sink.start()
-        except Exception as exc:
-            log.error("sink %r could not start: %s", name, redact(exc))
-            self.metrics.inc("sink_start_failed", sink=name)
+        await self._open_sink(sink)
         self.sinks[name] = sink
         self.bus.add(name, sink, options)
         if type(sink).observe is not Sink.observe:
             self._sink_observers.append(sink)
+
+    async def _open_sink(self, sink: Sink) -> None:
+        try:
+            await sink.start()
+        except Exception as exc:
+            log.error("sink %r could not start: %s", sink.name, redact(exc))
+            self.metrics.inc("sink_start_failed", sink=sink.name)
 
     def _build_rules(self, config: Config) -> None:
         self.rules = {}
@@ -126,12 +130,18 @@ class App:
             log.info("no API key configured: using the built-in simulator at %s",
                      self.simulator.base_url)
         for name, (cls, options) in self.config.feeds.items():
-            opts = dict(options)
-            if self.simulator is not None:
-                opts["url"] = self.simulator.url_for(name)
-            feed = cls(name, opts, self)
-            self.feeds[name] = feed
-            self._tasks.append(asyncio.create_task(self._run_feed(feed), name=f"feed:{name}"))
+            self._launch_feed(name, cls, options)
+
+    def _feed_options(self, name: str, options: dict[str, Any]) -> dict[str, Any]:
+        opts = dict(options)
+        if self.simulator is not None:
+            opts["url"] = self.simulator.url_for(name)
+        return opts
+
+    def _launch_feed(self, name: str, cls: type, options: dict[str, Any]) -> None:
+        feed = cls(name, self._feed_options(name, options), self)
+        self.feeds[name] = feed
+        self._tasks.append(asyncio.create_task(self._run_feed(feed), name=f"feed:{name}"))
 
     async def _run_feed(self, feed: Any) -> None:
         try:
@@ -175,7 +185,7 @@ class App:
             except (NotImplementedError, RuntimeError):
                 pass
         try:
-            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         except (NotImplementedError, RuntimeError, AttributeError):
             pass
         await self.start()
@@ -186,7 +196,7 @@ class App:
                                token=http_opts.get("token"), tcp=http_opts["enabled"],
                                unix_path=socket_path(self.state_dir))
         await self.http.start()
-        systemd.notify("READY=1\nSTATUS=" + self.config.summary()[:200])
+        self._tasks.append(asyncio.create_task(systemd.notify_ready(self)))
         interval = systemd.watchdog_interval()
         if interval:
             self._tasks.append(asyncio.create_task(systemd.watchdog(self, interval)))
@@ -287,60 +297,160 @@ class App:
 
     # -- reload ------------------------------------------------------------------------
 
+    def request_reload(self) -> None:
+        """Reload in the background (SIGHUP, ``systemctl reload``)."""
+        task = asyncio.ensure_future(self.reload())
+        self._tasks.append(task)
+
+        def forget(done: asyncio.Task[Any]) -> None:
+            if done in self._tasks:
+                self._tasks.remove(done)
+
+        task.add_done_callback(forget)
+
     async def reload(self, config: Config | None = None) -> list[str]:
-        """Re-read the config; on errors keep the running one and return the messages."""
+        """Re-read the config and apply it in place; on errors keep the running one.
+
+        Returns the error messages (empty when the new config was applied). Sinks,
+        rules and routes that did not change keep running with their state (queues,
+        throttle, cooldown and dedupe windows); feeds whose filters changed
+        re-subscribe on their open connection.
+        """
         from . import systemd
-        systemd.notify("RELOADING=1")
-        try:
-            return await self._reload(config)
-        finally:
-            systemd.notify("READY=1")
+        async with self._reload_lock:
+            systemd.notify(systemd.reloading_message())
+            try:
+                return await self._reload(config)
+            finally:
+                systemd.notify("READY=1\nSTATUS=" + self.config.summary()[:200])
 
     async def _reload(self, config: Config | None) -> list[str]:
         if config is None:
             try:
                 config = load_config(self.config.path, self.pm)
             except ConfigErrors as exc:
-                messages = [str(e) for e in exc.errors]
-                for m in messages:
-                    log.error("reload rejected: %s", m)
+                messages = [redact(e) for e in exc.errors]
+                log.error("reload rejected: %d error(s) in %s; the running config stays",
+                          len(messages), self.config.path)
+                for message in messages:
+                    log.error("reload rejected: %s", message)
                 self.metrics.inc("reloads", result="rejected")
                 return messages
         old = self.config
-        self.config = config
-        # sinks: remove gone or changed-type ones, add new ones, reconfigure the rest
-        for name in list(self.sinks):
-            new = config.sinks.get(name)
-            if new is None or new[0] is not type(self.sinks[name]) or (
-                    new[1] != old.sinks[name][1]
-                    and not await self.sinks[name].reconfigure(new[1])):
-                await self.bus.remove(name, config.data.get("shutdown_grace", 10.0))
-                sink = self.sinks.pop(name)
-                if sink in self._sink_observers:
-                    self._sink_observers.remove(sink)
-                await sink.stop()
+        grace = config.data.get("shutdown_grace", 10.0)
+        retired: list[tuple[SinkRunner, Sink, SinkRunner | None]] = []
         for name, (cls, options) in config.sinks.items():
-            if name not in self.sinks:
+            current = self.sinks.get(name)
+            if current is None:
                 await self._start_sink(name, cls, options)
+            elif type(current) is not cls or (options != old.sinks[name][1]
+                                              and not await self._reconfigure_sink(current,
+                                                                                   options)):
+                retired.append(await self._replace_sink(name, cls, options))
         kept_rules = {n: r for n, r in self.rules.items()
                       if n in config.rules and config.rules[n] == old.rules.get(n)}
         self._build_rules(config)
         self.rules.update(kept_rules)
         self._rule_list = list(self.rules.values())
-        self.routes = self.routes.updated(config.routes) if hasattr(self.routes, "updated") \
-            else RouteTable(config.routes, self.metrics)
-        for name, feed in self.feeds.items():
-            if name in config.feeds:
-                opts = dict(config.feeds[name][1])
-                if self.simulator is not None:
-                    opts["url"] = self.simulator.url_for(name)
-                try:
-                    await feed.reconfigure(opts)
-                except Exception as exc:
-                    log.error("feed %r could not apply the new options: %s", name, redact(exc))
+        self.routes = self.routes.updated(config.routes)
+        self.config = config
+        for name in [n for n in self.sinks if n not in config.sinks]:
+            sink = self.sinks.pop(name)
+            if sink in self._sink_observers:
+                self._sink_observers.remove(sink)
+            runner = self.bus.runners.pop(name, None)
+            if runner is not None:
+                retired.append((runner, sink, None))
+        for runner, sink, successor in retired:
+            await self._retire_sink(runner, sink, successor, grace)
+        await self._reload_feeds(old, config)
+        http_old, http_new = old.data["http"], config.data["http"]
+        if self.http is not None:
+            self.http.token = http_new.get("token") or None
+        if any(http_old[k] != http_new[k] for k in ("enabled", "host", "port")):
+            log.warning("the HTTP endpoint's new address applies from the next restart")
         self.metrics.inc("reloads", result="applied")
         log.info("config reloaded: %s", config.summary())
         return []
+
+    async def _reconfigure_sink(self, sink: Sink, options: dict[str, Any]) -> bool:
+        try:
+            return await sink.reconfigure(options)
+        except Exception as exc:
+            log.error("sink %r could not apply the new options in place (%s); restarting it",
+                      sink.name, redact(exc))
+            return False
+
+    async def _replace_sink(self, name: str, cls: type, options: dict[str, Any]
+                            ) -> tuple[SinkRunner, Sink, SinkRunner]:
+        """Swap in a new sink under ``name``; the old one is returned to be drained.
+
+        From the swap on, deliveries queue on the new runner, whose worker starts
+        once the old sink drained and stopped, so no event is lost and the two never
+        write at the same time. A durable sink starts first: it persists what it
+        accepts.
+        """
+        old_sink = self.sinks[name]
+        old_runner = self.bus.runners[name]
+        sink = cls(name, options, self)
+        runner = SinkRunner(name, sink, options, self.metrics)
+        if sink.durable:
+            await self._open_sink(sink)
+        self.sinks[name] = sink
+        self.bus.runners[name] = runner
+        if old_sink in self._sink_observers:
+            self._sink_observers.remove(old_sink)
+        if type(sink).observe is not Sink.observe:
+            self._sink_observers.append(sink)
+        if sink.durable:
+            runner.start()
+        return old_runner, old_sink, runner
+
+    async def _retire_sink(self, runner: SinkRunner, sink: Sink, successor: SinkRunner | None,
+                           grace: float) -> None:
+        """Drain and stop a sink; then start the one that replaces it (if any)."""
+        await runner.drain(grace)
+        try:
+            await sink.stop()
+        except Exception as exc:
+            log.error("sink %r did not close cleanly: %s", sink.name, redact(exc))
+        if successor is None:
+            return
+        successor.delivered += runner.delivered
+        successor.failed += runner.failed
+        successor.dropped += runner.dropped
+        if not successor.sink.durable:
+            await self._open_sink(successor.sink)
+            successor.start()
+
+    async def _reload_feeds(self, old: Config, config: Config) -> None:
+        if old.use_simulator != config.use_simulator:
+            log.warning("switching between the simulator and BoltOdds takes a restart")
+        elif old.api_key != config.api_key:
+            log.info("the API key changed: feeds send the new one from their next connection")
+        for name, (cls, options) in config.feeds.items():
+            feed = self.feeds.get(name)
+            if feed is not None and type(feed) is cls:
+                if options != old.feeds[name][1]:
+                    try:
+                        await feed.reconfigure(self._feed_options(name, options))
+                    except Exception as exc:
+                        log.error("feed %r could not apply the new options: %s", name,
+                                  redact(exc))
+                continue
+            if feed is not None:
+                await self._stop_feed(name)
+            if self.simulator is not None or not config.use_simulator:
+                self._launch_feed(name, cls, options)
+        for name in [n for n in self.feeds if n not in config.feeds]:
+            await self._stop_feed(name)
+
+    async def _stop_feed(self, name: str) -> None:
+        self.feeds.pop(name, None)
+        for task in [t for t in self._tasks if t.get_name() == f"feed:{name}"]:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            self._tasks.remove(task)
 
     # -- status ------------------------------------------------------------------------
 

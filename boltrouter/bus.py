@@ -113,9 +113,7 @@ class SinkRunner:
                 continue
             self.delivered += n
             self.metrics.inc("sink_delivered", n, sink=self.name)
-            now = time.monotonic()
-            for d in batch:
-                self.metrics.observe("sink_latency_seconds", now - d.event.mono, sink=self.name)
+            self.metrics.acknowledged(self.name, [d.event for d in batch])
 
     def _count_failure(self, n: int, exc: BaseException) -> None:
         self.failed += n

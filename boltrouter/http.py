@@ -217,7 +217,11 @@ def readiness(app: Any) -> tuple[bool, list[str]]:
 
 def update_gauges(app: Any) -> None:
     m = app.metrics
+    for route in app.routes.routes:
+        m.inc("route_matched", 0, route=route.name)
     for name, runner in app.bus.runners.items():
+        for counter in ("sink_delivered", "sink_failed", "sink_dropped"):
+            m.inc(counter, 0, sink=name)
         st = runner.status()
         m.set("sink_queue_depth", len(runner.queue), sink=name)
         m.set("sink_healthy", 1 if st.get("healthy") else 0, sink=name)
@@ -226,6 +230,7 @@ def update_gauges(app: Any) -> None:
         if "dead_letters" in st:
             m.set("dead_letters", st["dead_letters"], sink=name)
     for name, feed in app.feeds.items():
+        m.inc("feed_reconnects", 0, feed=name)
         st = feed.status()
         m.set("feed_connected", 1 if st.get("connected") else 0, feed=name)
         if st.get("last_message_age") is not None:

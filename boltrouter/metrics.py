@@ -4,13 +4,39 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 Labels = tuple[tuple[str, str], ...]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                    10.0, 30.0, 60.0)
+
+HELP = {
+    "events_in": "Events published, by type and feed.",
+    "route_matched": "Events a route fired for.",
+    "route_suppressed": "Events a route matched but throttle, cooldown or dedupe held back.",
+    "route_errors": "Route templates or conditions that failed.",
+    "sink_delivered": "Events a sink acknowledged.",
+    "sink_failed": "Events a sink failed to deliver.",
+    "sink_dropped": "Events dropped because the sink's queue was full.",
+    "sink_queue_depth": "Events waiting in the sink's in-memory queue.",
+    "sink_healthy": "1 when the sink reports itself healthy.",
+    "outbox_size": "Deliveries waiting in a durable sink's on-disk outbox.",
+    "dead_letters": "Deliveries a durable sink gave up on.",
+    "feed_reconnects": "Times a feed's connection dropped and was re-established.",
+    "feed_connected": "1 while the feed is connected.",
+    "feed_last_message_age_seconds": "Seconds since the feed's last message.",
+    "sink_latency_seconds": "From receipt by boltrouter to the sink's acknowledgement.",
+    "feed_to_sink_latency_seconds": "From the feed's own timestamp to the sink's acknowledgement.",
+    "reloads": "Config reloads, applied or rejected.",
+    "queue_depth": "Events waiting in every sink queue together.",
+    "uptime_seconds": "Seconds since the daemon started.",
+}
+"""Help text of the metrics boltrouter itself keeps (plugins may ``describe`` theirs)."""
 
 
 def _labels(kw: dict[str, object]) -> Labels:
@@ -49,12 +75,30 @@ class Metrics:
         self.gauges[name][_labels(labels)] = value
 
     def observe(self, name: str, value: float, **labels: object) -> None:
+        self.histogram(name, **labels).observe(value)
+
+    def histogram(self, name: str, **labels: object) -> Histogram:
         key = _labels(labels)
         series = self.histograms[name]
         hist = series.get(key)
         if hist is None:
             hist = series[key] = Histogram()
-        hist.observe(value)
+        return hist
+
+    def acknowledged(self, sink: str, events: Iterable[Any]) -> None:
+        """Record the latency of events a sink just acknowledged.
+
+        ``sink_latency_seconds``: from receipt by boltrouter; ``feed_to_sink_latency_seconds``:
+        from the feed's own timestamp (``event.time``), so upstream delay counts too.
+        """
+        mono, wall = time.monotonic(), time.time()
+        from_receipt = self.histogram("sink_latency_seconds", sink=sink)
+        from_feed = self.histogram("feed_to_sink_latency_seconds", sink=sink)
+        for event in events:
+            from_receipt.observe(mono - event.mono)
+            stamp = _epoch(event.time)
+            if stamp is not None:
+                from_feed.observe(max(0.0, wall - stamp))
 
     def get(self, name: str, **labels: object) -> float:
         key = _labels(labels)
@@ -83,15 +127,15 @@ class Metrics:
         for kind, table in (("counter", self.counters), ("gauge", self.gauges)):
             for name in sorted(table):
                 full = prefix + name + ("_total" if kind == "counter" else "")
-                if name in self.help:
-                    out.append(f"# HELP {full} {self.help[name]}")
+                if name in self.help or name in HELP:
+                    out.append(f"# HELP {full} {self.help.get(name) or HELP[name]}")
                 out.append(f"# TYPE {full} {kind}")
                 for labels, value in sorted(table[name].items()):
                     out.append(f"{full}{fmt(labels)} {value:g}")
         for name in sorted(self.histograms):
             full = prefix + name
-            if name in self.help:
-                out.append(f"# HELP {full} {self.help[name]}")
+            if name in self.help or name in HELP:
+                out.append(f"# HELP {full} {self.help.get(name) or HELP[name]}")
             out.append(f"# TYPE {full} histogram")
             for labels, hist in sorted(self.histograms[name].items(), key=lambda kv: kv[0]):
                 cumulative = 0
@@ -103,6 +147,16 @@ class Metrics:
                 out.append(f"{full}_sum{fmt(labels)} {hist.sum:g}")
                 out.append(f"{full}_count{fmt(labels)} {hist.count}")
         return "\n".join(out) + "\n"
+
+
+def _epoch(iso: str) -> float | None:
+    try:
+        moment = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def _escape(value: str) -> str:

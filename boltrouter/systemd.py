@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import time
+from typing import Any
 
 log = logging.getLogger("boltrouter.systemd")
 
@@ -26,6 +27,35 @@ def notify(message: str) -> bool:
     except OSError as exc:
         log.debug("sd_notify failed: %s", exc)
         return False
+
+
+def reloading_message() -> str:
+    """``RELOADING=1`` with the monotonic timestamp systemd 253+ expects alongside it."""
+    return f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"
+
+
+async def notify_ready(app: Any, timeout: float = 30.0) -> None:
+    """Send ``READY=1`` once feeds are connected and sinks healthy.
+
+    An upstream that stays unreachable must not fail the start (systemd would
+    restart us in a loop): after ``timeout`` seconds the daemon reports ready
+    anyway, says why in STATUS, and keeps reconnecting.
+    """
+    from .http import readiness
+
+    if not os.environ.get("NOTIFY_SOCKET"):
+        return
+    deadline = time.monotonic() + timeout
+    ready, reasons = readiness(app)
+    while not ready and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        ready, reasons = readiness(app)
+    if ready:
+        status = app.config.summary()
+    else:
+        status = "running, not ready yet: " + "; ".join(reasons)
+        log.warning("reporting started to systemd although %s", "; ".join(reasons))
+    notify("READY=1\nSTATUS=" + status[:200])
 
 
 def watchdog_interval() -> float | None:
