@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -179,10 +179,17 @@ class Catalogue:
         another case or spacing; the same teams on the same Eastern date (the hour
         suffix missing or different, or home and away swapped); and for a bare
         ``"Home vs Away"`` the game of those teams nearest to now. ``sport``, when
-        given, breaks ties between games of the same teams.
+        given, breaks ties between games of the same teams. A ``universal_id`` the
+        catalogue does not know is trusted over a name that means another game.
         """
         if universal_id and universal_id in self.games:
             return self.games[universal_id]
+        ref = self._resolve_name(name, sport)
+        if ref is not None and universal_id and not ref.universal_id.startswith("name:"):
+            return None     # the name matches another game than the id the feed sent
+        return ref
+
+    def _resolve_name(self, name: str | None, sport: str | None) -> GameRef | None:
         if not name:
             return None
         uid = self._by_name.get(norm(name))
@@ -200,7 +207,10 @@ class Catalogue:
             same_sport = [r for r in candidates if r.sport is None or norm(r.sport) == norm(sport)]
             candidates = same_sport or candidates
         if parsed.date:
-            candidates = [r for r in candidates if _ref_date(r) == parsed.date]
+            same_day = [r for r in candidates if _ref_date(r) == parsed.date]
+            # a feed that wrote the UTC date of a late Eastern game is one day off
+            candidates = same_day or [r for r in candidates
+                                      if _days_apart(_ref_date(r), parsed.date) == 1]
             if parsed.hour is not None and len(candidates) > 1:
                 return min(candidates, key=lambda r: abs((_ref_hour(r) or 0) - parsed.hour))
             return candidates[0] if candidates else None
@@ -257,6 +267,13 @@ def _ref_date(ref: GameRef) -> str | None:
     if parsed is not None and parsed.date:
         return parsed.date
     return eastern_date(ref.start)
+
+
+def _days_apart(a: str | None, b: str | None) -> int | None:
+    try:
+        return abs((date.fromisoformat(a or "") - date.fromisoformat(b or "")).days)
+    except ValueError:
+        return None
 
 
 def _ref_hour(ref: GameRef) -> int | None:

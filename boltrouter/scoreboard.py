@@ -105,6 +105,15 @@ class Scoreboard:
     def games(self) -> list[GameState]:
         return list(self.states.values())
 
+    def last_reported(self, universal_id: str, feed: str, name: str = "score") -> Any:
+        """What ``feed`` last said about a game's ``score`` (a (home, away) pair) or
+        ``period``; None when it never did."""
+        track = self._tracking.get(universal_id)
+        if track is None:
+            return None
+        value = track.feed_last.get((feed, name))
+        return None if value is _MISSING else value
+
     # -- finding the game -------------------------------------------------------------
 
     def resolve(self, game: str | None, sport: str | None = None,
@@ -228,7 +237,7 @@ class Scoreboard:
             "home_score": new[0], "away_score": new[1],
             "prev_home_score": prev[0], "prev_away_score": prev[1],
             "scoring_side": side, "correction": new[0] < prev[0] or new[1] < prev[1],
-            "period": state.period, "clock": state.clock,
+            "period": state.period, "clock": state.clock, "status": state.status,
         }
         return self._event(SCORE_CHANGED, state, update, received, data, (prev, new))
 
