@@ -127,8 +127,9 @@ class Arbitrage(BookRule):
         result = arbitrage([p.decimal for _, p in legs], self.bankroll)
         if result.profit_pct <= 0.0 or result.profit_pct < self.min_profit:
             if known is not None:
-                self._close(known, "prices moved: no longer an arbitrage"
-                            if result.profit_pct <= 0.0 else "profit below min_profit",
+                self._close(known, removed or ("prices moved: no longer an arbitrage"
+                                               if result.profit_pct <= 0.0
+                                               else "profit below min_profit"),
                             now, event, out)
             return
         if known is None:
