@@ -542,3 +542,36 @@ routes:
     ]
     listed = boltrouter("plugins", "--config", str(cfg))
     assert "underdog_alert" in listed.stdout, listed.stdout + listed.stderr
+
+
+async def test_a_three_way_market_is_an_arbitrage_only_with_the_draw_covered(
+        tmp_path: Path) -> None:
+    game, uid = "Arsenal vs Chelsea, 2025-12-07, 12", "ars-che-1207"
+    home = Outcome("Arsenal Moneyline", "Moneyline", "Arsenal")
+    away = Outcome("Chelsea Moneyline", "Moneyline", "Chelsea")
+    draw = Outcome("Draw Moneyline", "Moneyline", "Draw")
+    got = await derive(tmp_path, "  arbs: {type: arbitrage}", [
+        # home +150 and away +200 alone imply 73 %, but the draw must be covered too
+        added("draftkings", 0, {home: "+150", away: "-120", draw: "+230"}, game, uid),
+        added("fanduel", 1, {home: "-110", away: "+200", draw: "+220"}, game, uid),
+        move("fanduel", 2, draw, "+220", "+400", game, uid),
+    ])
+    assert [(e.data["status"], [(leg["side"], leg["sportsbook"], leg["stake"])
+                                for leg in e.data["legs"]]) for e in got] == [
+        ("open", [("away", "fanduel", 35.71), ("draw", "fanduel", 21.43),
+                  ("home", "draftkings", 42.86)]),
+    ]
+
+
+async def test_spread_sides_make_an_arbitrage_only_on_the_same_handicap(
+        tmp_path: Path) -> None:
+    home = Outcome(f"{HOME} -3.5 Spread", "Spread", HOME, "-3.5")
+    away = Outcome(f"{AWAY} +3.5 Spread", "Spread", AWAY, "+3.5")
+    away_wider = Outcome(f"{AWAY} +4.5 Spread", "Spread", AWAY, "+4.5")
+    got = await derive(tmp_path, "  arbs: {type: arbitrage}", [
+        added("draftkings", 0, {home: "+110", away: "-130"}),
+        added("betmgm", 1, {away_wider: "+150"}),          # +4.5 is not the other side of -3.5
+        added("fanduel", 2, {away: "+105"}),
+    ])
+    assert [(e.data["status"], e.data["line"], e.data["books"]) for e in got] == [
+        ("open", -3.5, ["draftkings", "fanduel"])]
