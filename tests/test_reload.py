@@ -1,0 +1,282 @@
+"""Reload: SIGHUP (and ``systemctl reload``) applies a new config in place."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from helpers_ws import wait_until
+from prometheus_client.parser import text_string_to_metric_families
+
+from boltrouter.app import App
+from boltrouter.config import load_config
+from boltrouter.events import Event
+from boltrouter.http import socket_path
+
+BOLTROUTER = Path(sys.executable).parent / "boltrouter"
+
+MEMORY_PLUGIN = '''
+import boltrouter
+from boltrouter.config import Field
+from boltrouter.sink import Sink
+
+class Memory(Sink):
+    options_schema = {"label": Field(str, default="")}
+    seen = []
+    instances = []
+
+    async def start(self):
+        Memory.instances.append(self)
+
+    async def write(self, batch):
+        Memory.seen.extend((self.options["label"], d.route, d.event.id) for d in batch)
+
+@boltrouter.hookimpl
+def register_sink_types(register):
+    register("memory", Memory)
+'''
+
+ROUTES = """
+routes:
+  - name: first-score
+    when: {type: score.changed}
+    throttle: {key: [game], every: 1h}
+    to: mem
+  - {name: all, when: {type: "test.*"}, to: mem}
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def wait_blocking(cond, timeout: float = 30.0, what: str = "condition"):
+    """Poll ``cond`` (in a synchronous test) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+# --- in process ------------------------------------------------------------------------
+
+@pytest.fixture
+def memory_config(tmp_path: Path) -> Path:
+    (tmp_path / "plugins").mkdir()
+    write(tmp_path / "plugins" / "memory_sink.py", MEMORY_PLUGIN)
+    return write(tmp_path / "config.yaml", """
+plugins_dir: plugins
+state_dir: state
+sinks:
+  mem: {type: memory, label: before}
+""" + ROUTES)
+
+
+async def test_a_reload_keeps_the_throttle_of_an_unchanged_route_and_loses_no_event(
+        memory_config: Path) -> None:
+    app = App(load_config(memory_config))
+    await app.start(feeds=False)
+    memory = type(app.sinks["mem"])
+    memory.seen.clear()
+    game = "Knicks vs Nets, 2025-01-01, 01"
+    try:
+        await app.publish(Event("score.changed", {"home_score": 1}, game=game))
+        await wait_until(lambda: len(memory.seen) == 1, what="the first score delivered")
+
+        published: list[str] = []
+
+        async def publish_while_reloading() -> None:
+            for i in range(3000):
+                event = Event("test.tick", {"i": i})
+                published.append(event.id)
+                await app.publish(event)
+                if i % 50 == 0:
+                    await asyncio.sleep(0)
+
+        publisher = asyncio.create_task(publish_while_reloading())
+        await wait_until(lambda: len(published) > 100, what="events flowing")
+        # the sink's options change (it is replaced) and a route is added
+        write(memory_config, memory_config.read_text().replace("label: before", "label: after")
+              + "  - {name: added, when: {type: score.changed}, to: mem}\n")
+        assert await app.reload() == []
+        await publisher
+        await wait_until(lambda: sum(1 for s in memory.seen if s[1] == "all") >= len(published),
+                         what="every event published during the reload delivered")
+        delivered = [s[2] for s in memory.seen if s[1] == "all"]
+        assert sorted(delivered) == sorted(published)
+        assert {s[0] for s in memory.seen if s[1] == "all"} == {"before", "after"}
+        assert len(memory.instances) == 2
+
+        # the throttle of the unchanged route remembers the game; the new route fires
+        await app.publish(Event("score.changed", {"home_score": 2}, game=game))
+        assert app.metrics.get("route_suppressed", route="first-score", reason="throttle") == 1
+        assert app.metrics.get("route_matched", route="added") == 1
+        assert app.metrics.get("reloads", result="applied") == 1
+    finally:
+        await app.stop()
+
+
+async def test_a_rejected_reload_keeps_the_running_routes(memory_config: Path) -> None:
+    app = App(load_config(memory_config))
+    await app.start(feeds=False)
+    try:
+        write(memory_config, memory_config.read_text().replace("to: mem}", "to: mme}"))
+        errors = await app.reload()
+        assert len(errors) == 1
+        assert "routes[1].to" in errors[0] and "'mme'" in errors[0] and "'mem'" in errors[0]
+        await app.publish(Event("test.still-routed", {}))
+        assert app.metrics.get("route_matched", route="all") == 1
+        assert app.metrics.get("reloads", result="rejected") == 1
+    finally:
+        await app.stop()
+
+
+async def test_changed_filters_resubscribe_on_the_open_connection(tmp_path: Path) -> None:
+    config = write(tmp_path / "config.yaml", """
+state_dir: state
+simulator: {seed: 5, games: 6, updates_per_second: 50}
+boltodds:
+  odds: {subscribe: {sports: [NBA, NFL, MLB, NHL, EPL]}}
+  rest: {poll: {games: 1h}}
+""")
+    app = App(load_config(config))
+    seen: list[Event] = []
+    app.taps.append(lambda event, routes: seen.append(event))
+    await app.start()
+    try:
+        def subscribed() -> list[Event]:
+            return [e for e in seen if e.type == "feed.subscribed" and e.feed == "odds"]
+
+        await wait_until(subscribed, timeout=20, what="the first subscription")
+        connects = app.simulator.connects
+        write(config, config.read_text().replace("[NBA, NFL, MLB, NHL, EPL]", "[NBA, NFL]"))
+        assert await app.reload() == []
+        await wait_until(lambda: any(e.data["filters"].get("sports") == ["NBA", "NFL"]
+                                     for e in subscribed()),
+                         timeout=20, what="the new filters acknowledged")
+        assert app.simulator.connects == connects
+        assert app.feeds["odds"].reconnects == 0
+        assert app.feeds["odds"].connected
+    finally:
+        await app.stop()
+
+
+# --- a running daemon and SIGHUP -----------------------------------------------------------
+
+DAEMON_CONFIG = """
+state_dir: state
+simulator: {seed: 11, games: 8, updates_per_second: 100}
+boltodds:
+  odds: {backoff_max: 1s}
+  rest: {poll: {games: 1h}}
+sinks:
+  lines: {type: csv, path: lines.csv, fields: [type, game]}
+routes:
+  - {name: moves, when: {type: odds.line_changed}, to: lines}
+"""
+
+ADDED = """
+  added: {type: csv, path: added.csv, fields: [type, game]}
+routes:
+  - {name: moves, when: {type: odds.line_changed}, to: lines}
+  - {name: new-route, when: {type: "odds.*"}, to: added}
+"""
+
+
+def metric_values(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = client.get("/metrics").text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def metric(values: dict, name: str, **labels: str) -> float:
+    return values.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@pytest.mark.timeout(120)
+def test_sighup_applies_a_changed_route_without_reconnecting_and_rejects_a_broken_one(
+        tmp_path: Path) -> None:
+    config = write(tmp_path / "config.yaml", DAEMON_CONFIG)
+    notify_path = tmp_path / "notify.sock"
+    notifications = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notifications.bind(str(notify_path))
+    notifications.setblocking(False)
+    received: list[str] = []
+
+    def notified(prefix: str) -> bool:
+        while True:
+            try:
+                received.append(notifications.recv(4096).decode())
+            except BlockingIOError:
+                break
+        return any(m.startswith(prefix) for m in received)
+
+    env = {k: v for k, v in os.environ.items() if k != "BOLTODDS_API_KEY"}
+    env.update(NOTIFY_SOCKET=str(notify_path), WATCHDOG_USEC="1000000")
+    stderr = (tmp_path / "stderr.log").open("w")
+    proc = subprocess.Popen([str(BOLTROUTER), "run", "--config", str(config), "--no-summary"],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    transport = httpx.HTTPTransport(uds=str(socket_path(tmp_path / "state")))
+    try:
+        with httpx.Client(transport=transport, base_url="http://boltrouter", timeout=10) as client:
+            wait_blocking(lambda: notified("READY=1"), what="READY=1 from the daemon")
+            assert client.get("/readyz").status_code == 200
+            wait_blocking(lambda: notified("WATCHDOG=1"), what="a watchdog ping")
+            wait_blocking(lambda: metric(metric_values(client), "boltrouter_route_matched_total",
+                                         route="moves") > 0, what="the first route firing")
+
+            write(config, DAEMON_CONFIG.replace("\nroutes:\n  - {name: moves, when: "
+                                                "{type: odds.line_changed}, to: lines}\n", ADDED))
+            received.clear()
+            proc.send_signal(signal.SIGHUP)
+            wait_blocking(lambda: metric(metric_values(client), "boltrouter_route_matched_total",
+                                         route="new-route") > 0, what="the new route firing")
+            assert notified("RELOADING=1") and notified("READY=1")
+            values = metric_values(client)
+            assert metric(values, "boltrouter_reloads_total", result="applied") == 1
+            assert metric(values, "boltrouter_feed_reconnects_total", feed="odds") == 0
+            assert metric(values, "boltrouter_events_in_total", type="feed.connected",
+                          feed="odds") == 1
+            wait_blocking(lambda: (tmp_path / "added.csv").exists()
+                          and len((tmp_path / "added.csv").read_text().splitlines()) > 1,
+                          what="rows in the new sink's file")
+
+            write(config, config.read_text().replace("to: added}", "to: aded}"))
+            proc.send_signal(signal.SIGHUP)
+            wait_blocking(lambda: metric(metric_values(client), "boltrouter_reloads_total",
+                                         result="rejected") == 1, what="the reload rejected")
+            log = (tmp_path / "stderr.log").read_text()
+            assert "reload rejected" in log and "unknown sink 'aded'" in log
+            assert "did you mean 'added'?" in log
+            before = metric(metric_values(client), "boltrouter_route_matched_total",
+                            route="new-route")
+            wait_blocking(lambda: metric(metric_values(client), "boltrouter_route_matched_total",
+                                         route="new-route") > before,
+                          what="the running routes still firing")
+            assert metric(metric_values(client), "boltrouter_feed_reconnects_total",
+                          feed="odds") == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            stderr.close()
+            stopping = notified("STOPPING=1")
+            notifications.close()
+    assert code == 0, (tmp_path / "stderr.log").read_text()[-2000:]
+    assert stopping
