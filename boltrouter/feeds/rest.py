@@ -47,7 +47,7 @@ from ..events import (
     parse_time,
 )
 from ..feed import Feed
-from ..secrets import redact, register_secret
+from ..secrets import RedactingFilter, redact, register_secret
 from .scoreshapes import match_info_doc, parse_boxscore, parse_match_info
 from .ws import Clock
 
@@ -177,6 +177,10 @@ class RestClient:
         self._random = random.Random()
         self.http = httpx.AsyncClient(timeout=timeout, transport=transport,
                                       headers={"Accept": "application/json"})
+        for name in ("httpx", "httpcore"):   # httpx logs each URL, key included
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+                logger.addFilter(RedactingFilter())
 
     async def aclose(self) -> None:
         await self.http.aclose()
