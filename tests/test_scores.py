@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from helpers_scores import Rig, get_games_entry
+from helpers_ws import FakeClock
 
 from boltrouter.catalogue import EASTERN
 
@@ -250,3 +251,35 @@ async def test_match_info_seeds_the_score_so_the_first_live_goal_is_an_event(
         assert changed[0].game == name and changed[0].sport == "EFL Championship"
     finally:
         await rig.stop()
+
+
+async def test_subscriptions_follow_the_catalogue_as_games_appear_and_finish(
+        tmp_path: Path, caplog: Any) -> None:
+    knicks_1 = "New York Knicks vs Boston Celtics, 2026-03-01, 07"
+    knicks_2 = "Miami Heat vs New York Knicks, 2026-03-03, 08"
+    first = get_games_entry(knicks_1, "c0ffee000001", "NBA", "2026-03-01, 07:30 PM")
+    rig = await Rig.start(tmp_path, games={**first, **GAMES},
+                          scores={"teams": ["knicks"], "sports": ["Curling"]},
+                          rest={"poll": {"games": "1s"}})
+    try:
+        feed = rig.app.feeds["scores"]
+        feed.clock = FakeClock()          # no real wait for upstream's 5 s re-subscribe limit
+        conn = await rig.ws.next_connection(10)
+        assert (await conn.next_message(10))["filters"] == {"games": [knicks_1]}
+        rig.rest.answers["get_games"] = {
+            **first, **GAMES,
+            **get_games_entry(knicks_2, "c0ffee000002", "NBA", "2026-03-03, 08:00 PM")}
+        again = await conn.next_message(10)
+        assert again == {"action": "subscribe", "filters": {"games": [knicks_1, knicks_2]}}
+        await conn.send(match_update({"preMatch": False, "matchCompleted": False,
+                                      "points": {"A": 90, "B": 88}}, game=knicks_1,
+                                     uid="c0ffee000001"))
+        await conn.send(match_update({"preMatch": False, "matchCompleted": True,
+                                      "points": {"A": 101, "B": 99}}, game=knicks_1,
+                                     uid="c0ffee000001"))
+        after_final = await conn.next_message(10)
+        assert after_final["filters"] == {"games": [knicks_2]}
+        assert [e.data["status"] for e in rig.of_type("game.status_changed")] == ["final"]
+    finally:
+        await rig.stop()
+    assert "no game in get_games matches the sport 'Curling'" in caplog.text

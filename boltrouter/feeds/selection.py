@@ -44,6 +44,7 @@ class SelectedGamesFeed(WebsocketFeed):
     def __init__(self, name: str, options: dict[str, Any], app: App) -> None:
         super().__init__(name, options, app)
         self._requested: dict[str, Any] | None = None
+        self._warned_choices: set[tuple[str, str]] = set()
         self.app.catalogue.add_listener(self._catalogue_changed)
 
     @property
@@ -58,8 +59,16 @@ class SelectedGamesFeed(WebsocketFeed):
         for name in self.options.get("games") or []:
             ref = catalogue.resolve(name)
             names.append(ref.name if ref else name)
-        refs: list[GameRef] = catalogue.select(teams=self.options.get("teams") or (),
-                                               sports=self.options.get("sports") or ())
+            if ref is None:
+                self._warn_choice("game", name)
+        teams, sports = self.options.get("teams") or (), self.options.get("sports") or ()
+        for team in teams:
+            if not catalogue.games_for_team(team):
+                self._warn_choice("team", team)
+        for sport in sports:
+            if not catalogue.games_for_sport(sport):
+                self._warn_choice("sport", sport)
+        refs: list[GameRef] = catalogue.select(teams=teams, sports=sports)
         scoreboard = self.app.scoreboard
         for ref in refs:
             state = scoreboard.get(ref.universal_id)
@@ -67,6 +76,16 @@ class SelectedGamesFeed(WebsocketFeed):
                 continue
             names.append(ref.name)
         return list(dict.fromkeys(names))
+
+    def _warn_choice(self, kind: str, value: str) -> None:
+        """Warn once that a chosen game, team or sport matches nothing get_games lists
+        (upstream silently ignores game names that are not spelt exactly)."""
+        if not self.app.catalogue.loaded or (kind, value) in self._warned_choices:
+            return
+        self._warned_choices.add((kind, value))
+        command = "boltrouter sports" if kind == "sport" else "boltrouter games"
+        self.log.warning("%s feed: no game in get_games matches the %s %r; `%s` lists "
+                         "what upstream offers", self.name, kind, value, command)
 
     def subscribe_message(self) -> dict[str, Any] | None:
         if self.selects_everything:
