@@ -13,7 +13,7 @@ import orjson
 from . import __version__
 from .config import Config, ConfigErrors, load_config, parse_duration
 from .logs import setup_logging
-from .plugins import make_manager, plugin_info
+from .plugins import PluginError, call_each, make_manager, plugin_info
 from .secrets import redact
 
 
@@ -45,13 +45,46 @@ def _duration(ctx: Any, param: Any, value: str | None) -> float | None:
         raise click.BadParameter(str(exc)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PluginGroup(click.Group):
+    """The command group; plugins (built-in, entry points, and ``--plugins-dir``) add
+    their commands the first time a command is looked up."""
+
+    _loaded = False
+
+    def _load_plugin_commands(self, ctx: click.Context) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        plugins_dir = ctx.params.get("plugins_dir")
+        try:
+            pm = make_manager(plugins_dir)
+        except PluginError as exc:  # never let a broken plugin break the CLI itself
+            click.echo(f"warning: {redact(exc)}", err=True)
+            pm = make_manager(None)
+        before = len(pm.problems)
+        call_each(pm, "register_commands", cli=self)
+        for problem in pm.problems[before:]:
+            click.echo(f"warning: {problem}; its commands are not available", err=True)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            self._load_plugin_commands(ctx)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands(ctx)
+        return super().list_commands(ctx)
+
+
+@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="boltrouter")
+@click.option("--plugins-dir", envvar="BOLTROUTER_PLUGINS_DIR", type=click.Path(file_okay=False),
+              help="Also load the commands of the plugins in this folder.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]))
 @click.pass_context
-def cli(ctx: click.Context, log_level: str, log_format: str) -> None:
+def cli(ctx: click.Context, plugins_dir: str | None, log_level: str, log_format: str) -> None:
     """Route BoltOdds odds, scores and plays to Home Assistant, webhooks, CSV and SQLite."""
     ctx.ensure_object(dict)
     ctx.obj["log_level"] = log_level
@@ -82,6 +115,8 @@ def check(config_path: str) -> None:
     config = load_or_exit(config_path)
     for name in sorted(set(config.unset_env)):
         click.echo(f"note: environment variable {name} is not set (expanded to empty)", err=True)
+    for problem in config.pm.problems:
+        click.echo(f"warning: {problem}; the daemon runs without it", err=True)
     click.echo(f"{config_path}: OK. {config.summary()}")
 
 
@@ -91,19 +126,17 @@ def check(config_path: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(config_path: str | None, as_json: bool) -> None:
     """List loaded plugins with their versions and hooks."""
-    plugins_dir = None
-    if config_path:
-        from .app import App
-        plugins_dir = App.plugins_dir(load_or_exit(config_path))
-    pm = make_manager(plugins_dir)
+    pm = load_or_exit(config_path).pm if config_path else make_manager(None)
     rows = plugin_info(pm)
     if as_json:
-        click.echo(orjson.dumps(rows).decode())
+        click.echo(orjson.dumps({"plugins": rows,
+                                 "problems": [vars(p) for p in pm.problems]}).decode())
         return
     for row in rows:
-        origin = "built-in" if row["builtin"] else "plugin"
-        click.echo(f"{row['name']} {row['version'] or '-'} ({origin})")
+        click.echo(f"{row['name']} {row['version'] or '-'} ({row['origin']})")
         click.echo(f"    hooks: {', '.join(row['hooks'])}")
+    for problem in pm.problems:
+        click.echo(f"not loaded: {problem}", err=True)
 
 
 @cli.command()
@@ -149,23 +182,6 @@ def tap(config_path: str | None, url: str | None, token: str | None, etype: str 
                              limit))
     except KeyboardInterrupt:
         pass
-
-
-def _add_plugin_commands() -> None:
-    try:
-        pm = make_manager(None)
-    except Exception as exc:  # never let a broken plugin break the CLI itself
-        click.echo(f"warning: plugins could not be loaded: {redact(exc)}", err=True)
-        return
-    for impl in pm.hook.register_commands.get_hookimpls():
-        try:
-            impl.function(cli=cli)
-        except Exception as exc:  # one broken plugin must not take the other commands down
-            click.echo(f"warning: plugin {impl.plugin_name} could not add its commands: "
-                       f"{redact(exc)}", err=True)
-
-
-_add_plugin_commands()
 
 
 def main() -> None:

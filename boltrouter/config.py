@@ -351,6 +351,8 @@ class Config:
     feeds: dict[str, tuple[type, dict[str, Any]]] = field(default_factory=dict)
     routes: list[Any] = field(default_factory=list)
     unset_env: list[str] = field(default_factory=list)
+    pm: Any = None
+    """The plugin manager the sink, rule and feed types came from (App reuses it)."""
 
     @property
     def api_key(self) -> str:
@@ -372,7 +374,7 @@ class Config:
 def load_config(path: str | Path, pm: Any = None, environ: dict[str, str] | None = None,
                 text: str | None = None) -> Config:
     """Read, expand and validate a config file; raises ConfigErrors with every problem."""
-    from .plugins import collect_registrations, make_manager
+    from .plugins import PluginError, collect_registrations, make_manager
 
     filename = str(path)
     if text is None:
@@ -397,13 +399,14 @@ def load_config(path: str | Path, pm: Any = None, environ: dict[str, str] | None
             plugins_dir = str(Path(filename).resolve().parent / plugins_dir)
         try:
             pm = make_manager(plugins_dir)
-        except Exception as exc:
+        except PluginError as exc:
             v.error(("plugins_dir",), str(exc))
             pm = make_manager(None)
     sink_types = collect_registrations(pm, "register_sink_types")
     rule_types = collect_registrations(pm, "register_rule_types")
     feed_types = collect_registrations(pm, "register_feed_types")
-    cfg = Config(filename, raw, data, lines, unset_env=unset)
+    broken = "".join(f"; note: {p}" for p in getattr(pm, "problems", []))
+    cfg = Config(filename, raw, data, lines, unset_env=unset, pm=pm)
 
     # boltodds: api_key plus one section per feed type
     bo = data["boltodds"] or {}
@@ -435,7 +438,7 @@ def load_config(path: str | Path, pm: Any = None, environ: dict[str, str] | None
                 v.error(path + ("type",),
                         (f"unknown {kind} type {tname!r}{did_you_mean(tname, list(registry))} "
                          if tname is not None else f"a {kind} needs a 'type' ")
-                        + f"({one_of(registry)})")
+                        + f"({one_of(registry)})" + (broken if tname is not None else ""))
                 continue
             cls = registry[tname]
             schema = dict(base)
@@ -448,7 +451,9 @@ def load_config(path: str | Path, pm: Any = None, environ: dict[str, str] | None
             target[name] = (cls, options)
 
     from .routes import compile_routes
-    cfg.routes = compile_routes(data["routes"] or [], set(cfg.sinks), v, set(cfg.rules))
+    # a sink with its own errors is still a name routes may use: report it once
+    cfg.routes = compile_routes(data["routes"] or [], set(data["sinks"] or {}), v,
+                                set(data["rules"] or {}))
     if v.errors:
-        raise ConfigErrors(v.errors)
+        raise ConfigErrors(sorted(v.errors, key=lambda e: e.line or 0))
     return cfg
