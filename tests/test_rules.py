@@ -575,3 +575,29 @@ async def test_spread_sides_make_an_arbitrage_only_on_the_same_handicap(
     ])
     assert [(e.data["status"], e.data["line"], e.data["books"]) for e in got] == [
         ("open", -3.5, ["draftkings", "fanduel"])]
+
+
+async def test_line_move_does_not_compare_prices_of_different_lines(tmp_path: Path) -> None:
+    spread = Outcome(f"{HOME} Spread", "Spread", HOME, "-3.5")
+    moved_line = Outcome(spread.key, "Spread", HOME, "-4.5")     # same key, new handicap
+    got = await derive(tmp_path, "  moves: {type: line_move, min_prob_change: 0.04}", [
+        added("draftkings", 0, {spread: "-110"}),
+        move("draftkings", 10, moved_line, "-110", "+105"),
+        move("draftkings", 20, moved_line, "+105", "+130"),
+    ])
+    assert [(e.data["line"], e.data["old_odds"], e.data["new_odds"]) for e in got] == [
+        ("-4.5", "+105", "+130")]
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    ("{type: line_move, min_prob_chang: 0.04}", "did you mean 'min_prob_change'"),
+    ("{type: line_move, min_prob_change: 0}", "must be greater than 0"),
+    ("{type: steam, min_books: 1}", "rules.s.min_books"),
+    ("{type: fair_odds, devig: additive}", "multiplicative"),
+    ("{type: arbitrage, max_age: soon}", "rules.s.max_age"),
+])
+def test_bad_rule_options_are_config_errors_that_say_what_is_valid(
+        tmp_path: Path, rule: str, message: str) -> None:
+    with pytest.raises(ConfigErrors) as info:
+        load_config(config(tmp_path, f"  s: {rule}"))
+    assert message in str(info.value)

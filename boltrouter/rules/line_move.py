@@ -3,7 +3,9 @@
 For every (sportsbook, game, outcome) the rule remembers the prices in effect
 during the last ``window``. When a new price differs from any of them by at
 least ``min_prob_change`` it emits ``rule.line_move`` once, compared with the
-price furthest away, and re-arms from the new level.
+price furthest away, and re-arms from the new level. An outcome whose line
+changes under the same key (a spread from -3.5 to -4.5) starts afresh: prices
+of different lines are not comparable.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ class LineMove(BookRule):
         new = touch.new
         if new is None or not self.markets(touch.side.market):
             return
-        histories: dict[tuple[str, str], History] = change.game.state(self.slot, dict)
-        key = (book, new.outcome)
+        histories: dict[tuple[Any, ...], History] = change.game.state(self.slot, dict)
+        key = (book, new.outcome, touch.market.key)
         history = histories.get(key)
         if history is None:
             history = histories[key] = History()
