@@ -209,15 +209,14 @@ def team_entities(settings: HaSettings, team: str) -> list[Entity]:
                value_template="{{ value_json.opponent_score }}", state_class="measurement",
                icon="mdi:counter"),
         entity("sensor", "opponent", scores, name="Opponent", state_topic=state,
-               value_template="{{ value_json.opponent if value_json.opponent else 'unknown' }}",
+               value_template="{{ value_json.opponent }}",
                icon="mdi:account-group"),
         entity("sensor", "kickoff", scores, name="Kickoff", state_topic=topics["kickoff"],
                device_class="timestamp", icon="mdi:calendar-clock"),
         entity("sensor", "period", scores, name="Period", state_topic=state,
-               value_template="{{ value_json.period if value_json.period is not none "
-                              "else 'unknown' }}", icon="mdi:timer-sand"),
+               value_template="{{ value_json.period }}", icon="mdi:timer-sand"),
         entity("sensor", "clock", scores, name="Clock", state_topic=state,
-               value_template="{{ value_json.clock if value_json.clock else 'unknown' }}",
+               value_template="{{ value_json.clock }}",
                icon="mdi:clock-outline"),
         entity("event", "game_event", scores, name="Game event",
                state_topic=team_event_topic(settings.base, team),
@@ -321,10 +320,17 @@ class GameInfo:
     lines: dict[tuple[str, str], Line] = field(default_factory=dict)   # (book, outcome) -> Line
 
     def side_of(self, team: str) -> str | None:
-        t = team.casefold()
-        if self.home and self.home.casefold() == t:
+        """``home`` or ``away`` when ``team`` plays (its full name, or a part of it), else None."""
+        t = " ".join(team.split()).casefold()
+        home = " ".join((self.home or "").split()).casefold()
+        away = " ".join((self.away or "").split()).casefold()
+        if not t:
+            return None
+        if home == t or away == t:
+            return "home" if home == t else "away"
+        if t in home:
             return "home"
-        if self.away and self.away.casefold() == t:
+        if t in away:
             return "away"
         return None
 
@@ -387,6 +393,9 @@ def team_line(game: GameInfo, team: str, market: str) -> tuple[str, Line] | None
 def team_odds(game: GameInfo | None, team: str, settings: HaSettings) -> dict[str, Any]:
     """``{market_key: {value, attributes}}`` for every tracked market: value is numeric or None."""
     out: dict[str, Any] = {}
+    side = game.side_of(team) if game is not None else None
+    if game is not None and side is not None:
+        team = (game.home if side == "home" else game.away) or team
     for market in settings.markets:
         found = team_line(game, team, market) if game is not None else None
         if found is None:
