@@ -8,6 +8,7 @@ Every byte travels on 127.0.0.1, and every wait has a deadline.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import multiprocessing as mp
@@ -553,3 +554,9 @@ def sinks_settled(app: Any) -> bool:
 
 def line_events(app: Any) -> float:
     return app.metrics.get("events_in", type="odds.line_changed", feed="odds")
+
+
+@functools.lru_cache(maxsize=1)
+def snapshot_frames(games: int, books: int = 10, outcomes: int = 50) -> tuple[bytes, ...]:
+    """The ``initial_state`` frames of a market, one game's books per frame."""
+    return tuple(pack(list(snapshot_messages(make_market(games, books, outcomes))), books))

@@ -1,0 +1,58 @@
+"""Snapshot: an ``initial_state`` of 2,000 games x 10 books x 50 outcomes (1 M lines).
+
+The frames are parsed and applied to the odds board exactly as the odds feed
+does (``orjson.loads``, then ``OddsBoard.apply`` per message), then the same
+snapshot is replayed as after a reconnect: it must emit no event at all. The
+baseline is a bare loop that only ``json.loads`` the same frames.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import orjson
+
+from boltrouter.board import OddsBoard
+from boltrouter.catalogue import Catalogue
+
+from . import _support as s
+
+RECEIVED = "2026-12-01T18:00:00.100+00:00"
+
+
+def apply_all(board: OddsBoard, frames: tuple[bytes, ...]) -> int:
+    """Parse and apply every frame as the odds feed does; returns the events emitted."""
+    board.begin_snapshot()
+    events = 0
+    for frame in frames:
+        for msg in orjson.loads(frame):
+            events += len(board.apply(msg, RECEIVED, "odds"))
+    return events + len(board.note_control(RECEIVED, "odds"))
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    games = 200 if quick else 2000
+    frames = s.snapshot_frames(games)
+    t0 = time.perf_counter()
+    for frame in frames:
+        json.loads(frame)
+    bare = time.perf_counter() - t0
+    board = OddsBoard(Catalogue())
+    t0 = time.perf_counter()
+    apply_all(board, frames)
+    first = time.perf_counter() - t0
+    lines = len(board)
+    t0 = time.perf_counter()
+    replay_events = apply_all(board, frames)
+    replay = time.perf_counter() - t0
+    size = f"{games:,} games x 10 books x 50 ({lines / 1e6:.2g} M lines)"
+    return [
+        {"name": f"initial_state {size} applied", "value": first, "unit": "s",
+         "baseline_name": "bare loop: json.loads only", "baseline": bare},
+        {"name": "reconnect replaying the same initial_state", "value": replay, "unit": "s",
+         "baseline_name": "bare loop: json.loads only", "baseline": bare},
+        {"name": "events emitted by that replay (must be 0)", "value": replay_events,
+         "unit": "events"},
+    ]
