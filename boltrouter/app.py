@@ -16,7 +16,7 @@ from .bus import Bus, SinkRunner
 from .config import Config, ConfigErrors, load_config
 from .events import EVENT_TYPES, Event
 from .metrics import Metrics
-from .plugins import collect_registrations, make_manager
+from .plugins import collect_registrations, hook_kwargs, make_manager
 from .routes import RouteTable
 from .rule import Rule
 from .secrets import redact
@@ -30,7 +30,7 @@ class App:
 
     def __init__(self, config: Config, pm: Any = None) -> None:
         self.config = config
-        self.pm = pm or make_manager(self.plugins_dir(config))
+        self.pm = pm or config.pm or make_manager(self.plugins_dir(config))
         self.metrics = Metrics()
         self.bus = Bus(self.metrics)
         self.sinks: dict[str, Sink] = {}
@@ -46,6 +46,7 @@ class App:
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
         self._observers: list[Any] = []
+        self._pending: set[asyncio.Future[Any]] = set()
         self._sink_observers: list[Sink] = []
         self._reload_lock = asyncio.Lock()
         self._rule_list: list[Rule] = []
@@ -86,6 +87,8 @@ class App:
     # -- lifespan ----------------------------------------------------------------------
 
     async def start(self, *, feeds: bool = True) -> None:
+        for problem in getattr(self.pm, "problems", []):
+            self.metrics.inc("plugin_errors", plugin=problem.plugin)
         for name, desc in collect_registrations(self.pm, "register_event_types").items():
             self.event_types[name] = desc
         self._observers = [impl for impl in self.pm.hook.on_event.get_hookimpls()]
@@ -163,6 +166,8 @@ class App:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         grace = self.config.data.get("shutdown_grace", 10.0)
+        if self._pending:
+            await asyncio.wait(self._pending, timeout=grace)
         await self.bus.drain(grace)
         for name, sink in self.sinks.items():
             try:
@@ -259,9 +264,11 @@ class App:
                 self._plugin_failed(f"sink:{sink.name}", exc)
         for impl in self._observers:
             try:
-                result = impl.function(event=event, app=self)
+                result = impl.function(**hook_kwargs(impl, event=event, app=self))
                 if asyncio.iscoroutine(result):
-                    asyncio.ensure_future(self._await_observer(impl.plugin_name, result))
+                    task = asyncio.ensure_future(self._await_observer(impl.plugin_name, result))
+                    self._pending.add(task)
+                    task.add_done_callback(self._pending.discard)
             except Exception as exc:
                 self._plugin_failed(impl.plugin_name, exc)
         deliveries = self.routes.match(event)
@@ -286,7 +293,7 @@ class App:
     async def _call_hook(self, hook: str) -> None:
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             try:
-                result = impl.function(app=self)
+                result = impl.function(**hook_kwargs(impl, app=self))
                 if asyncio.iscoroutine(result):
                     await result
             except Exception as exc:
