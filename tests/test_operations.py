@@ -190,3 +190,160 @@ def test_secrets_are_redacted_in_messages_urls_and_tracebacks(caplog) -> None:
     assert "abc123def456" not in text and "whsec_topsecretvalue" not in text
     assert "key=***" in text
     assert redact("https://x/api/get_games?key=zzz999&x=1") == "https://x/api/get_games?key=***&x=1"
+
+
+# --- readiness and metrics against the simulator -------------------------------------
+
+STUCK_PLUGIN = '''
+import asyncio
+import boltrouter
+from boltrouter.sink import Sink
+
+class Stuck(Sink):
+    """Never finishes a write: its queue fills up and the overflow policy drops."""
+    async def write(self, batch):
+        await asyncio.Event().wait()
+
+class Parked(Sink):
+    """A durable sink whose on-disk outbox only grows (nothing is ever sent)."""
+    durable = True
+    parked = []
+    def accept(self, batch):
+        Parked.parked.extend(batch)
+    def stats(self):
+        return {"outbox": len(Parked.parked)}
+
+@boltrouter.hookimpl
+def register_sink_types(register):
+    register("stuck", Stuck)
+    register("parked", Parked)
+'''
+
+
+async def run_app(config: Path) -> tuple[App, asyncio.Task[None], str]:
+    """``App.run`` with the HTTP endpoint on a free port; returns the app, its task and URL."""
+    app = App(load_config(config))
+    task = asyncio.create_task(app.run(summary=False))
+    await wait_for(lambda: app.http is not None and app.http.port, timeout=30,
+                   what="the HTTP endpoint")
+    return app, task, f"http://127.0.0.1:{app.http.port}"
+
+
+async def stop_app(app: App, task: asyncio.Task[None]) -> None:
+    app.request_stop()
+    await asyncio.wait_for(task, 30)
+
+
+async def poll(client: httpx.AsyncClient, url: str, cond, timeout: float = 30.0,
+               what: str = "condition") -> httpx.Response:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        response = await client.get(url)
+        if cond(response):
+            return response
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last answer "
+                                 f"{response.status_code} {response.text[:300]}")
+        await asyncio.sleep(0.05)
+
+
+async def test_readiness_flips_when_the_upstream_goes_down_and_comes_back(tmp_path: Path) -> None:
+    config = write_config(tmp_path, """
+state_dir: state
+http: {enabled: true, port: 0}
+simulator: {seed: 3, games: 6, updates_per_second: 50}
+boltodds:
+  odds: {backoff_base: 0.1s, backoff_max: 0.3s}
+  rest: {poll: {games: 1h}}
+sinks:
+  archive: {type: sqlite, path: archive.db}
+routes:
+  - {name: all, when: {type: "*"}, to: archive}
+""")
+    app, task, base = await run_app(config)
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            await poll(client, base + "/readyz", lambda r: r.status_code == 200, what="ready")
+            app.simulator.refuse_connections(1_000_000)
+            app.simulator.drop_connections()
+            down = await poll(client, base + "/readyz", lambda r: r.status_code == 503,
+                              what="not ready while the upstream refuses connections")
+            assert "feed odds is not connected" in down.json()["reasons"]
+            assert (await client.get(base + "/healthz")).status_code == 200
+            app.simulator.refuse_connections(0)
+            await poll(client, base + "/readyz", lambda r: r.status_code == 200,
+                       what="ready again once the upstream accepts connections")
+    finally:
+        await stop_app(app, task)
+
+
+async def test_metrics_parse_and_move_as_events_flow(tmp_path: Path) -> None:
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "stuck_sink.py").write_text(STUCK_PLUGIN)
+    config = write_config(tmp_path, """
+plugins_dir: plugins
+state_dir: state
+shutdown_grace: 1s
+http: {enabled: true, port: 0, token: tok-metrics-1}
+simulator: {seed: 4, games: 8, updates_per_second: 100}
+boltodds:
+  odds: {backoff_base: 0.1s, backoff_max: 0.3s}
+  rest: {poll: {games: 1h}}
+sinks:
+  archive: {type: sqlite, path: archive.db}
+  stuck: {type: stuck, queue_size: 5, overflow: drop_newest}
+  parked: {type: parked}
+routes:
+  - {name: all, when: {type: "*"}, to: archive}
+  - {name: odds, when: {type: "odds.*"}, to: stuck}
+  - name: one-per-type
+    when: {type: "odds.*"}
+    throttle: {key: [type], every: 1h}
+    to: parked
+""")
+    app, task, base = await run_app(config)
+    auth = {"Authorization": "Bearer tok-metrics-1"}
+    try:
+        async with httpx.AsyncClient(timeout=10, headers=auth) as client:
+            async def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+                text = (await client.get(base + "/metrics")).text
+                return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                        for f in text_string_to_metric_families(text) for s in f.samples}
+
+            def value(values: dict, name: str, **labels: str) -> float:
+                return values.get(("boltrouter_" + name, tuple(sorted(labels.items()))), 0.0)
+
+            await poll(client, base + "/readyz", lambda r: r.status_code == 200, what="ready")
+            first = await scrape()
+            line_changes = value(first, "events_in_total", type="odds.line_changed",
+                                 feed="odds")
+            acknowledged = value(first, "feed_to_sink_latency_seconds_count", sink="archive")
+            await wait_for(lambda: app.metrics.get("events_in", type="odds.line_changed",
+                                                   feed="odds") > line_changes + 10,
+                           what="more line changes")
+            await wait_for(lambda: app.metrics.total("sink_dropped", sink="stuck") > 0
+                           and app.metrics.total("route_suppressed", route="one-per-type") > 0,
+                           what="drops and suppressions")
+            app.simulator.drop_connections("odds")
+            await wait_for(lambda: app.feeds["odds"].reconnects >= 1 and
+                           app.feeds["odds"].connected, what="a reconnect")
+            second = await scrape()
+            assert value(second, "events_in_total", type="odds.line_changed",
+                         feed="odds") > line_changes
+            assert value(second, "route_matched_total", route="all") > 0
+            assert value(second, "route_suppressed_total", route="one-per-type",
+                         reason="throttle") > 0
+            assert value(second, "sink_delivered_total", sink="archive") > 0
+            assert value(second, "sink_failed_total", sink="archive") == 0
+            assert value(second, "sink_queue_depth", sink="stuck") == 5
+            assert value(second, "sink_dropped_total", sink="stuck") > 0
+            assert value(second, "sink_dropped_total", sink="archive") == 0
+            assert value(second, "outbox_size", sink="parked") > 0
+            assert value(second, "feed_reconnects_total", feed="odds") >= 1
+            assert value(second, "feed_to_sink_latency_seconds_count",
+                         sink="archive") > acknowledged
+            assert value(second, "sink_latency_seconds_bucket", sink="archive",
+                         le="+Inf") == value(second, "sink_latency_seconds_count",
+                                             sink="archive")
+    finally:
+        await stop_app(app, task)
