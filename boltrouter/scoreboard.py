@@ -85,6 +85,12 @@ class _Tracking:
     feed_last: dict[tuple[str, str], Any] = field(default_factory=dict)
     history: dict[str, deque[Any]] = field(default_factory=dict)
     status_known: bool = False
+    occurrences: dict[Any, int] = field(default_factory=dict)
+
+    def occurrence(self, change: Any) -> int:
+        """How many times this exact change happened in this game, this one included."""
+        self.occurrences[change] = self.occurrences.get(change, 0) + 1
+        return self.occurrences[change]
 
     def seen(self, name: str) -> deque[Any]:
         got = self.history.get(name)
@@ -168,7 +174,7 @@ class Scoreboard:
                 prev = state.status
                 state.status = update.status
                 changed = True
-                events.append(self._event(GAME_STATUS_CHANGED, state, update, received,
+                events.append(self._event(track, GAME_STATUS_CHANGED, state, update, received,
                                           {"status": state.status, "prev_status": prev},
                                           (prev, state.status)))
 
@@ -186,7 +192,7 @@ class Scoreboard:
             track.seen("period").append(update.period)
             changed = True
             if prev_period is not None:
-                events.append(self._event(GAME_PERIOD_CHANGED, state, update, received,
+                events.append(self._event(track, GAME_PERIOD_CHANGED, state, update, received,
                                           {"period": state.period, "prev_period": prev_period},
                                           (prev_period, state.period)))
 
@@ -199,7 +205,8 @@ class Scoreboard:
                 track.seen("score").append(new)
                 changed = True
                 if current is not None:
-                    events.append(self._score_event(state, update, received, current, new))
+                    events.append(self._score_event(track, state, update, received, current,
+                                                    new))
 
         if update.extra:
             state.extra.update(update.extra)
@@ -229,8 +236,8 @@ class Scoreboard:
 
     # -- events -----------------------------------------------------------------------
 
-    def _score_event(self, state: GameState, update: ScoreUpdate, received: str,
-                     prev: tuple[int, int], new: tuple[int, int]) -> Event:
+    def _score_event(self, track: _Tracking, state: GameState, update: ScoreUpdate,
+                     received: str, prev: tuple[int, int], new: tuple[int, int]) -> Event:
         home_moved, away_moved = new[0] != prev[0], new[1] != prev[1]
         side = "both" if home_moved and away_moved else ("home" if home_moved else "away")
         data = {
@@ -239,15 +246,22 @@ class Scoreboard:
             "scoring_side": side, "correction": new[0] < prev[0] or new[1] < prev[1],
             "period": state.period, "clock": state.clock, "status": state.status,
         }
-        return self._event(SCORE_CHANGED, state, update, received, data, (prev, new))
+        return self._event(track, SCORE_CHANGED, state, update, received, data, (prev, new))
 
     @staticmethod
-    def _event(etype: str, state: GameState, update: ScoreUpdate, received: str,
-               data: dict[str, Any], change: tuple[Any, ...]) -> Event:
+    def _event(track: _Tracking, etype: str, state: GameState, update: ScoreUpdate,
+               received: str, data: dict[str, Any], change: tuple[Any, ...]) -> Event:
+        """The event of one change. Its id derives from the game and the change, plus
+        the number of times the same change happened before (a goal taken back and
+        scored again is a new event with a new id)."""
         time = update.time or received
+        parts: tuple[Any, ...] = (etype, state.universal_id, *change)
+        n = track.occurrence(parts)
+        if n > 1:
+            parts = (*parts, n)
         return Event(
             type=etype, data=data,
-            id=make_id(state.start or time, etype, state.universal_id, *change),
+            id=make_id(state.start or time, *parts),
             time=time, received=received, feed=update.feed,
             sport=state.sport, game=state.name or update.game,
             universal_id=state.universal_id, home=state.home, away=state.away,

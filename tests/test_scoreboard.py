@@ -160,6 +160,17 @@ def test_the_same_change_always_gets_the_same_event_id() -> None:
     assert ids[0] == ids[1]
 
 
+def test_a_goal_taken_back_and_scored_again_is_a_new_event_with_a_new_id() -> None:
+    board = Scoreboard(catalogue())
+    board.apply(report("scores", 1, 0, status="live"))
+    goal = board.apply(report("scores", 2, 0))
+    taken_back = board.apply(report("scores", 1, 0))
+    again = board.apply(report("scores", 2, 0))
+    assert [len(goal), len(taken_back), len(again)] == [1, 1, 1]
+    assert taken_back[0].data["correction"] is True and again[0].data["correction"] is False
+    assert len({goal[0].id, taken_back[0].id, again[0].id}) == 3
+
+
 def test_a_game_missing_from_the_catalogue_is_kept_under_its_own_name() -> None:
     board = Scoreboard(catalogue())
     board.apply(ScoreUpdate(feed="scores", game="Unknown FC vs Nobody United, 2025-12-07, 03",

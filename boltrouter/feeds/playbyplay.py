@@ -144,7 +144,7 @@ class PlayByPlayFeed(SelectedGamesFeed):
         state.extra[f"stats_stream{stream}"] = stats
         await self.app.publish(Event(
             STATS_UPDATED, {"stream": stream, "stats": stats},
-            id=make_id(received, STATS_UPDATED, state.universal_id, stream, digest),
+            id=make_id(state.start or received, STATS_UPDATED, state.universal_id, stream, digest),
             time=received, received=received, feed=self.name, **self._envelope(msg, state)))
 
     async def _plays_message(self, msg: dict[str, Any], state: GameState, received: str,

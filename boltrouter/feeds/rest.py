@@ -456,8 +456,11 @@ class RestFeed(Feed):
         answer = await self.client.match_info(names)
         for name, doc in answer.items():
             update = parse_match_info(name, doc, self.name)
-            if update is not None:
-                await self.app.publish_many(self.app.scoreboard.apply(update))
+            ref = self.app.catalogue.resolve(name)
+            known = self.app.scoreboard.get(ref.universal_id) if ref else None
+            if update is None or (known is not None and known.home_score is not None):
+                continue   # a socket reported the game meanwhile: it is fresher
+            await self.app.publish_many(self.app.scoreboard.apply(update))
 
     def _followed_games(self) -> list[GameRef]:
         refs: dict[str, GameRef] = {}
@@ -504,7 +507,8 @@ class RestFeed(Feed):
                 await self.app.publish(Event(
                     PARLAY_UPDATED, {"sportsbook": book, "count": len(parlays),
                                      "parlays": parlays},
-                    time=received, received=received, feed=self.name, sportsbook=book))
+                    id=stable_event_id(PARLAY_UPDATED, book, parlays), time=received,
+                    received=received, feed=self.name, sportsbook=book))
 
     async def poll_boxscores(self) -> None:
         await self._poll_games_endpoint("boxscores", BOXSCORE_UPDATED)
@@ -518,7 +522,8 @@ class RestFeed(Feed):
     async def _poll_games_endpoint(self, endpoint: str, etype: str) -> None:
         assert self.client is not None
         spec = (self.options.get("poll") or {}).get(endpoint) or {}
-        names = self._poll_names(spec, started_only=True)
+        names = [n for n in self._poll_names(spec, started_only=True)
+                 if not self._finished_and_reported(etype, n)]
         if not names:
             return
         answer = await getattr(self.client, endpoint)(names)
@@ -530,7 +535,8 @@ class RestFeed(Feed):
             ref = self.app.catalogue.resolve(name)
             game_events = self.app.scoreboard.apply(update, received) if update else []
             await self.app.publish(Event(
-                etype, data, time=received, received=received, feed=self.name,
+                etype, data, id=stable_event_id(etype, name, doc, ref.start if ref else None),
+                time=received, received=received, feed=self.name,
                 sport=ref.sport if ref else None, game=ref.name if ref else name,
                 universal_id=ref.universal_id if ref else None,
                 home=ref.home if ref else None, away=ref.away if ref else None))
@@ -551,6 +557,12 @@ class RestFeed(Feed):
             return {**summary, "info": match_info_doc(doc) or doc}, update
         return {"stats": match_stats_values(doc), "match_stats": doc}, None
 
+    def _finished_and_reported(self, etype: str, name: str) -> bool:
+        """A game that ended and whose answer was published already: no more polls."""
+        ref = self.app.catalogue.resolve(name)
+        state = self.app.scoreboard.get(ref.universal_id) if ref else None
+        return state is not None and state.status == "final" and (etype, name) in self._hashes
+
     def _changed(self, etype: str, key: str, content: Any) -> bool:
         value = digest(content)
         if self._hashes.get((etype, key)) == value:
@@ -563,8 +575,9 @@ class RestFeed(Feed):
         return False
 
 
-def stable_event_id(etype: str, key: str, content: Any) -> str:
-    return make_id(None, etype, key, digest(content))
+def stable_event_id(etype: str, key: str, content: Any, start: str | None = None) -> str:
+    """The same id for the same answer (volatile stamps aside), e.g. after a restart."""
+    return make_id(start, etype, key, digest(content))
 
 
 @hookimpl
@@ -675,8 +688,8 @@ def _cli_call(config_path: str | None, call: Callable[[RestClient], Awaitable[An
     import click
 
     from ..cli import load_or_exit, run_async
-    from ..config import Validator, _Lines, top_schema
 
+    sim_options: dict[str, Any] = {}   # the simulator's defaults, as in a config without one
     if config_path:
         config = load_or_exit(config_path)
         key, use_simulator = config.api_key, config.use_simulator
@@ -686,8 +699,6 @@ def _cli_call(config_path: str | None, call: Callable[[RestClient], Awaitable[An
     else:
         key = os.environ.get("BOLTODDS_API_KEY", "")
         use_simulator, url = not key, DEFAULT_URL
-        sim_options = Validator("", _Lines()).validate(None, top_schema()["simulator"],
-                                                       ("simulator",))
 
     async def go() -> Any:
         simulator = None
