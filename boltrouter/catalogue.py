@@ -220,12 +220,15 @@ class Catalogue:
         return min(candidates, key=lambda r: abs(_start_ts(r) - now))
 
     def games_for_team(self, team: str) -> list[GameRef]:
-        """Games of a team (case-insensitive, any part of the name), soonest first."""
+        """Games of a team, soonest first. The team is matched case-insensitively as
+        whole words of the name: ``knicks`` and ``New York Knicks`` find the Knicks,
+        ``nets`` does not find the Hornets."""
         want = norm(team)
         if not want:
             return []
+        words = re.compile(rf"(?:^|\W){re.escape(want)}(?:\W|$)")
         found = [r for r in self.games.values()
-                 if want in norm(r.home) or want in norm(r.away)]
+                 if words.search(norm(r.home)) or words.search(norm(r.away))]
         return sorted(found, key=_start_key)
 
     def games_for_sport(self, sport: str) -> list[GameRef]:

@@ -86,6 +86,7 @@ def test_games_are_chosen_by_team_or_sport_and_the_choice_follows_the_catalogue(
     cat.add_listener(lambda added, removed: changes.append(
         ([r.universal_id for r in added], [r.universal_id for r in removed])))
     assert [r.universal_id for r in cat.select(teams=["mets"])] == ["mets1", "mets2"]
+    assert cat.select(teams=["york"]) and cat.select(teams=["ork"]) == []   # whole words only
     assert [r.universal_id for r in cat.select(sports=["nfl"], teams=["Knicks"])] == [
         "26dbab0e7ade", "k1c1"]
     later = {k: v for k, v in GET_GAMES.items() if k != "New York Mets vs Atlanta Braves, 2025-07-23, 01"}
