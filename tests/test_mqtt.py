@@ -189,6 +189,9 @@ async def test_home_assistant_sees_a_device_per_tracked_team_with_state_and_even
             assert period_end["event_type"] == "period_end" and period_end["period"] == 1
             assert final["event_type"] == "final" and final["result"] == "loss"
             await wait_until(lambda: sub.last(f"{TEAM}/status") == b"POST", what="status POST")
+            info = sub.last_json("boltrouter/bridge/info")
+            assert info["feeds"]["odds"] == "online" and info["tracked_teams"] == [BILLS]
+            assert isinstance(info["events_per_second"], float) and info["dropped"] == 0
     finally:
         await app.stop()
     with Subscriber(broker.port, ["boltrouter/bridge/state"]) as after:
@@ -196,10 +199,11 @@ async def test_home_assistant_sees_a_device_per_tracked_team_with_state_and_even
                          what="offline after shutdown")
 
 
-async def test_device_based_discovery_sends_one_config_per_device(broker: Broker,
-                                                                   tmp_path: Path) -> None:
+async def test_device_based_discovery_over_mqtt_5_sends_one_config_per_device(
+        broker: Broker, tmp_path: Path) -> None:
     cfg = mqtt_config(tmp_path, broker.port).read_text().replace(
-        "republish_delay: 100ms", "republish_delay: 100ms\n      device_based: true")
+        "republish_delay: 100ms", "republish_delay: 100ms\n      device_based: true").replace(
+        "    type: mqtt\n", "    type: mqtt\n    protocol: 5\n")
     cfg_path = tmp_path / "device.yaml"
     cfg_path.write_text(cfg)
     app = await start_app(cfg_path)
@@ -410,3 +414,45 @@ sinks:
     assert "unknown key 'team'; did you mean 'teams'?" in text
     assert "sinks.ha.password: a password needs a username" in text
     assert "hunter2-secret" not in text
+
+
+async def test_a_team_tracked_over_mqtt_follows_its_game_from_the_simulated_feeds(
+        broker: Broker, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, f"""
+state_dir: state
+simulator: {{seed: 5, games: 6, updates_per_second: 100}}
+boltodds:
+  odds: {{backoff_base: 0.1s, backoff_max: 0.3s}}
+  scores: {{}}
+  rest: {{poll: {{games: 1h}}}}
+sinks:
+  ha: {{type: mqtt, port: {broker.port}, homeassistant: {{track: {{markets: [Moneyline]}}}}}}
+""")
+    app = App(load_config(cfg))
+    await app.start()
+    try:
+        with Subscriber(broker.port, ["boltrouter/#"]) as sub:
+            await wait_until(lambda: sub.last("boltrouter/bridge/feed/odds") == b"online",
+                             what="odds feed online", timeout=20)
+            def priced_game() -> object:
+                for _book, name, _key, line in app.board.iter_lines():
+                    ref = app.catalogue.resolve(name)
+                    if ref is not None and line.market == "Moneyline" and line.odds:
+                        return ref
+                return None
+
+            ref = await wait_until(priced_game, what="a priced game in the catalogue",
+                                   timeout=20)
+            sub.publish("boltrouter/bridge/request/track",
+                        orjson.dumps({"team": ref.home, "transaction": "sim"}))
+            topic = f"boltrouter/team/{ref.home.lower().replace(' ', '_').replace('.', '')}"
+            state = await wait_until(
+                lambda: (s := sub.last_json(topic)) and s["odds"]["moneyline"]["value"] and s,
+                what="the team's game with a price", timeout=20)
+            game = app.catalogue.resolve(state["game"])
+            assert game is not None and ref.home in (game.home, game.away)
+            assert state["kickoff"] == game.start
+            assert sub.last(f"{topic}/status") in (b"PRE", b"IN", b"POST")
+            assert isinstance(state["odds"]["moneyline"]["value"], float)
+    finally:
+        await app.stop()

@@ -202,6 +202,7 @@ class MqttSink(Sink):
         self._dirty: set[str] = set()
         self._teams_dirty = True
         self._team_current: dict[str, str | None] = {}
+        self._playing: dict[str, list[str]] = {}   # game key -> tracked teams in it
         self._odds_ref: dict[tuple[str, str], float] = {}
         self._feed_up: dict[str, bool] = {}
         # figures
@@ -261,6 +262,7 @@ class MqttSink(Sink):
             self._clear(topic)
         self._discovery = payloads
         self._owned = owned
+        self._playing.clear()
         for topic, payload in payloads.items():
             self._publish(topic, payload, retain=True)
         self._teams_dirty = True
@@ -571,9 +573,12 @@ class MqttSink(Sink):
         return info
 
     def _teams_playing(self, info: ha.GameInfo) -> list[str]:
-        if self._sports and norm(info.sport) not in self._sports:
-            return []
-        return [t for t in self.teams if info.side_of(t)]
+        teams = self._playing.get(info.key)
+        if teams is None:
+            teams = [] if self._sports and norm(info.sport) not in self._sports \
+                else [t for t in self.teams if info.side_of(t)]
+            self._playing[info.key] = teams
+        return teams
 
     def _apply(self, info: ha.GameInfo, event: Event) -> None:
         etype, d = event.type, event.data
@@ -749,6 +754,10 @@ class MqttSink(Sink):
             if info.clock is None:
                 info.clock = state.clock
             info.start = info.start or state.start
+        if info.status is None and ref is not None:
+            start = parse_time(info.start)
+            if start is not None and start.timestamp() > time.time():
+                info.status = "PRE"
         if info.key not in self._seeded and info.name:
             self._seeded.add(info.key)
             for book, lines in self.app.board.game_lines(info.name).items():
@@ -773,6 +782,7 @@ class MqttSink(Sink):
                 if now - last_tick >= _TICK:
                     last_tick = now
                     self._team_current.clear()
+                    self._playing.clear()
                     self._teams_dirty = True
                     self._publish_feeds()
                     self._check_clears()
@@ -821,8 +831,14 @@ class MqttSink(Sink):
         return out
 
     def _publish_feeds(self) -> None:
+        changed = False
         for name, up in self._feeds_up().items():
-            self._publish(ha.feed_topic(self.base, name), b"online" if up else b"offline", True)
+            topic, payload = ha.feed_topic(self.base, name), b"online" if up else b"offline"
+            if self._retained.get(topic) != payload:
+                changed = True
+                self._publish(topic, payload, True)
+        if changed and self.client is not None:
+            self._publish_info()
 
     def _publish_info(self) -> None:
         now, n = time.monotonic(), self.app.events_in
