@@ -283,3 +283,22 @@ async def test_subscriptions_follow_the_catalogue_as_games_appear_and_finish(
     finally:
         await rig.stop()
     assert "no game in get_games matches the sport 'Curling'" in caplog.text
+
+
+async def test_a_followed_game_that_starts_later_reports_going_live(tmp_path: Path) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=3)).astimezone(EASTERN)
+    name = f"Denver Nuggets vs Utah Jazz, {later:%Y-%m-%d}, {later:%I}"
+    games = get_games_entry(name, "0dd5e7a1b2c3", "NBA", f"{later:%Y-%m-%d, %I:%M %p}")
+    rig = await Rig.start(tmp_path, games=games, scores={"teams": ["Utah Jazz"]},
+                          rest={"seed": True})
+    try:
+        conn = await rig.connection()
+        await rig.wait_for(lambda: rig.app.scoreboard.get("0dd5e7a1b2c3"), what="the seed")
+        assert rig.rest.calls("match_info") == []          # nothing to ask before the start
+        await conn.send(match_update(live(points={"A": 0, "B": 0}, quarter=1), game=name,
+                                     uid="0dd5e7a1b2c3"))
+        [started] = await rig.wait_for(lambda: rig.of_type("game.status_changed"))
+        assert started.data == {"status": "live", "prev_status": "scheduled"}
+        assert started.game == name and started.home == "Denver Nuggets"
+    finally:
+        await rig.stop()

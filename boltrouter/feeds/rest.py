@@ -47,6 +47,7 @@ from ..events import (
     parse_time,
 )
 from ..feed import Feed
+from ..scoreboard import ScoreUpdate
 from ..secrets import RedactingFilter, redact, register_secret
 from .scoreshapes import match_info_doc, parse_boxscore, parse_match_info
 from .ws import Clock
@@ -447,9 +448,20 @@ class RestFeed(Feed):
             await self.seed_scoreboard()
 
     async def seed_scoreboard(self) -> None:
-        """match_info for followed games that started and have no score yet."""
+        """Starting states of the followed games: ``scheduled`` for those still to
+        start (so going live is an event), match_info for those that started and
+        have no score yet (live scores send nothing until the next change)."""
         assert self.client is not None
-        names = [ref.name for ref in self._followed_games() if self._needs_seed(ref)]
+        followed = self._followed_games()
+        now = datetime.now(UTC)
+        for ref in followed:
+            start = parse_time(ref.start)
+            if start is not None and start > now and self.app.scoreboard.get(
+                    ref.universal_id) is None:
+                self.app.scoreboard.apply(ScoreUpdate(feed=self.name, game=ref.name,
+                                                      universal_id=ref.universal_id,
+                                                      status="scheduled"))
+        names = [ref.name for ref in followed if self._needs_seed(ref)]
         if not names:
             return
         self._seeded.update(names)
