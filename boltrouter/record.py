@@ -3,6 +3,11 @@
 Each line of the JSONL output is ``{"received": iso, "feed": "odds", "frame": "<raw
 text>"}``. ``boltrouter replay`` feeds such lines through the feed's own parser
 and state (``Feed.handle_frame``), so a bug seen live can be reproduced exactly.
+
+The game catalogue (``get_games``, which gives events their ``universal_id``,
+``home`` and ``away``) is recorded too, whenever it changes, as ``{"received":
+iso, "feed": "catalogue", "games": {...}}`` in the shape of a get_games answer, so
+a replay joins games exactly as the live run did.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from typing import IO, Any
 import click
 import orjson
 
+from .catalogue import EASTERN, Catalogue
 from .config import Config
+from .events import now_iso, parse_time
 
 
 class FrameRecorder:
@@ -43,10 +50,35 @@ class FrameRecorder:
             self._flushed = now
             fh.flush()
 
+    def note_catalogue(self, catalogue: Catalogue) -> None:
+        """Record the whole catalogue as a get_games answer (called when it changes)."""
+        fh = self._fh
+        if fh is None:
+            return
+        line = orjson.dumps({"received": now_iso(), "feed": "catalogue",
+                             "games": catalogue_as_get_games(catalogue)}) + b"\n"
+        fh.write(line)
+        self.bytes += len(line)
+
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+def catalogue_as_get_games(catalogue: Catalogue) -> dict[str, Any]:
+    """The catalogue in the shape ``Catalogue.update`` reads (a get_games answer)."""
+    games: dict[str, Any] = {}
+    for ref in catalogue.games.values():
+        entry: dict[str, Any] = {"game": ref.name, "universal_id": ref.universal_id,
+                                 "sport": ref.sport}
+        if ref.home and ref.away:
+            entry["orig_teams"] = f"{ref.home} vs {ref.away}"
+        start = parse_time(ref.start)
+        if start is not None:
+            entry["when"] = start.astimezone(EASTERN).strftime("%Y-%m-%d, %I:%M %p")
+        games[ref.name] = entry
+    return games
 
 
 async def record(config: Config, out: Path, duration: float | None,
@@ -57,6 +89,7 @@ async def record(config: Config, out: Path, duration: float | None,
     app = App(config)
     recorder = FrameRecorder(out)
     app.recorder = recorder  # type: ignore[attr-defined]
+    app.catalogue.add_listener(lambda added, removed: recorder.note_catalogue(app.catalogue))
     try:
         await app.run(duration, summary)
     finally:

@@ -2,7 +2,9 @@
 
 A line is either an event envelope (has ``type``) or a raw frame written by
 ``boltrouter record`` (``{"received", "feed", "frame"}``), which goes through the
-feed's own parser and state exactly as it did live.
+feed's own parser and state exactly as it did live. A recorded game catalogue
+(``{"feed": "catalogue", "games": {...}}``) replaces the catalogue at that point,
+as get_games did live.
 """
 
 from __future__ import annotations
@@ -61,7 +63,12 @@ async def replay_file(config: Config, path: Path, speed: float = 0.0,
                     if delay > 0:
                         await asyncio.sleep(delay)
                 try:
-                    if "frame" in doc and "type" not in doc:
+                    if doc.get("feed") == "catalogue" and "type" not in doc:
+                        games = doc.get("games")
+                        if not isinstance(games, dict):
+                            raise ValueError("a catalogue line without a games object")
+                        app.catalogue.update(games)
+                    elif "frame" in doc and "type" not in doc:
                         fname = doc.get("feed") or "odds"
                         feed = feeds.get(fname)
                         if feed is None:
