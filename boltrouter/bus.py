@@ -132,8 +132,13 @@ class SinkRunner:
             except TimeoutError:
                 done = False
                 self._task.cancel()
+                await asyncio.wait([self._task], timeout=1.0)
                 left = len(self.queue)
-                log.error("sink %r did not drain within %.0fs; %d event(s) not delivered",
+                self.queue.clear()
+                self.dropped += left
+                self.metrics.inc("sink_dropped", left, sink=self.name)
+                log.error("sink %r did not drain within %gs; %d queued event(s) not delivered "
+                          "(counted as dropped), the batch in progress counted as failed",
                           self.name, timeout, left)
             except Exception:
                 pass
