@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from helpers_scores import Rig, get_games_entry
+from helpers_ws import wait_until
+
+from boltrouter.app import App
+from boltrouter.config import load_config
+from boltrouter.events import Event
+from boltrouter.simulator import SimulatorServer
 
 BILLS = "Buffalo Bills vs Cincinnati Bengals, 2025-12-07, 01"
 JETS = "New York Jets vs Miami Dolphins, 2025-12-07, 01"
@@ -252,3 +259,44 @@ async def test_a_game_named_without_the_hour_and_without_an_id_joins_the_catalog
     await conn.send(anonymous)
     [play] = await rig.wait_for(lambda: rig.of_type("play.new"))
     assert (play.universal_id, play.game, play.sport) == ("e6251db7dbec", JETS, "NFL")
+
+
+async def test_the_simulator_replaying_recent_plays_after_a_drop_adds_nothing(
+        tmp_path: Path) -> None:
+    sim = SimulatorServer({"seed": 11, "games": 16, "clear_every": 0,
+                           "connects_per_minute": 0})
+    await sim.start()
+    sim.pause()
+    followed = [g for g in sim.world.games.values() if g.status == "live" and g.stream]
+    assert {g.stream for g in followed} & {1, 2, 3}
+    doc = {"boltodds": {"api_key": "k-sim-2b9e", "playbyplay": {
+               "url": sim.url_for("playbyplay"), "sports": sorted({g.sport for g in followed}),
+               "backoff_max": 0.1},
+           "rest": {"url": sim.url_for("rest")}},
+           "simulator": {"enabled": "never"}, "summary": {"enabled": "never"},
+           "state_dir": str(tmp_path)}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(doc))
+    app = App(load_config(tmp_path / "config.yaml"))
+    events: list[Event] = []
+    app.taps.append(lambda event, routes: events.append(event))
+    metrics = app.metrics
+    await app.start()
+    try:
+        await wait_until(lambda: any(s.subscribed for s in sim.sessions["playbyplay"]), 20,
+                         "the play-by-play subscription")
+        on_connect = sum(1 for g in followed if g.stream in (2, 3)) * 2 + sum(
+            2 + bool(g.plays) for g in followed if g.stream == 1)
+        await wait_until(lambda: metrics.total("playbyplay_messages") == on_connect, 20,
+                         "the messages sent on connect")
+        first = [e for e in events if e.type in ("play.new", "stats.updated")]
+        assert first and all(e.data.get("backlog", True) for e in first)
+        seen = len(events)
+        sim.drop_connections("playbyplay")
+        await wait_until(lambda: metrics.total("playbyplay_messages") == 2 * on_connect, 20,
+                         "the same messages after the reconnect")
+        again = [e.type for e in events[seen:]]
+        assert [t for t in again if not t.startswith("feed.")] == []
+        assert app.feeds["playbyplay"].reconnects == 1
+    finally:
+        await app.stop()
+        await sim.stop()
