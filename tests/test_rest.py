@@ -19,6 +19,7 @@ from helpers_sinks import boltrouter
 from helpers_ws import FakeClock
 
 from boltrouter.feeds.rest import RateLimiter, RestClient, RestError
+from boltrouter.simulator import SimulatorServer
 
 INFO = {"sports": ["NBA", "NFL", "Wimbledon (M)"], "sportsbooks": ["draftkings", "betmgm"]}
 
@@ -259,3 +260,22 @@ def test_commands_use_the_configured_service_and_hide_its_key(tmp_path: Path) ->
         assert "k-cli-secret-31b7" not in failed.stderr + failed.stdout
     finally:
         rest.stop()
+
+
+async def test_the_simulators_429_and_503_are_ridden_out(tmp_path: Path) -> None:
+    sim = SimulatorServer({"seed": 3, "games": 8, "connects_per_minute": 0})
+    await sim.start()
+    try:
+        clock = FakeClock()
+        client = RestClient(sim.url_for("rest"), "k-sim-rest-77", clock=clock,
+                            limiter=RateLimiter(12, 3, clock=clock))
+        sim.fail_rest(1, 429)
+        games = await client.get_games()
+        sim.fail_rest(1, 503)
+        info = await client.get_info()
+        await client.aclose()
+        assert {g["universal_id"] for g in games.values()} == set(sim.world.by_uid)
+        assert set(info["sports"]) >= {g.sport for g in sim.world.games.values()}
+        assert 1 in clock.sleeps                               # the simulator's Retry-After
+    finally:
+        await sim.stop()
