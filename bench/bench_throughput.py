@@ -88,10 +88,10 @@ async def paho_script(server: s.FrameServer, broker: s.Mosquitto) -> float:
             doc = json.loads(await ws.recv())
             for msg in doc if isinstance(doc, list) else [doc]:
                 data = msg["data"]
-                game = data["game"].translate(_TOPIC_SAFE)
+                topic = f"odds/{data['sportsbook']}/{data['game'].translate(_TOPIC_SAFE)}"
                 for key, line in data["outcomes"].items():
-                    client.publish(f"odds/{data['sportsbook']}/{game}/{key.translate(_TOPIC_SAFE)}",
-                                   json.dumps(line))
+                    client.publish(f"{topic}/{key.translate(_TOPIC_SAFE)}",
+                                   json.dumps(line), qos=1)
         await asyncio.get_running_loop().run_in_executor(None, done.wait, 120)
         elapsed = time.perf_counter() - t0
     finally:
@@ -151,8 +151,10 @@ def app_config(folder: Path, games: list[str], broker: s.Mosquitto | None,
     return text + (with_routes if with_routes is not None else routes(games, sinks))
 
 
-async def through_app(server: s.FrameServer, config: str) -> tuple[float, dict[str, float]]:
-    """Lines per second through boltrouter, until every sink wrote; and per-sink counts."""
+async def through_app(server: s.FrameServer, config: str,
+                      subscriber: s.Collector | None = None) -> tuple[float, dict[str, float]]:
+    """Lines per second through boltrouter until every sink wrote (and, with a
+    ``subscriber``, until it received every MQTT event message); and per-sink rates."""
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
         app, _feed = await s.start_app(Path(tmp), config.replace("{tmp}", tmp), server.url)
         try:
@@ -167,6 +169,10 @@ async def through_app(server: s.FrameServer, config: str) -> tuple[float, dict[s
                              step=0.005)
             await s.wait_for(lambda: s.sinks_settled(app), 600, "the sinks to write",
                              step=0.005)
+            if subscriber is not None and "ha" in app.bus.runners:
+                published = app.bus.runners["ha"].delivered
+                await s.wait_for(lambda: subscriber.count() >= published, 600,
+                                 "the MQTT subscriber to receive every event", step=0.005)
             elapsed = time.perf_counter() - t0
             counts = {n: r.delivered for n, r in app.bus.runners.items()}
         finally:
@@ -180,13 +186,16 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
     server = s.FrameServer(s.ServerSpec(GAMES // (4 if quick else 1), BOOKS, OUTCOMES, lines))
     broker = s.Mosquitto()
     mqtt = has_mqtt_sink()
+    subscriber = s.Collector(broker.port, "boltrouter/event/#") if mqtt else None
     try:
         bare_orjson = await bare_client(server, orjson.loads)
         bare_json = await bare_client(server, json.loads)
         paho = await paho_script(server, broker)
         config = app_config(Path("{tmp}"), server.info["games"], broker if mqtt else None)
-        rate, per_sink = await through_app(server, config)
+        rate, per_sink = await through_app(server, config, subscriber)
     finally:
+        if subscriber is not None:
+            subscriber.stop()
         server.stop()
         broker.stop()
     sinks = "SQLite, CSV, MQTT" if mqtt else "SQLite, CSV (no MQTT sink installed)"
