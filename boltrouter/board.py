@@ -267,8 +267,9 @@ class OddsBoard:
         return out
 
     def note_control(self, received: str, feed: str = "odds") -> list[Event]:
-        """A ping or other non-odds message: it ends an open snapshot."""
-        if self._snapshot_open:
+        """A ping or other non-odds message: it ends a snapshot that has begun arriving
+        (one that comes before the first ``initial_state`` leaves it open)."""
+        if self._snapshot_open and self._snapshot_seen:
             return self._end_snapshot(received, received, feed)
         return []
 

@@ -85,14 +85,15 @@ def feed_config(tmp_path: Path, url: str, *, key: str = KEY,
 
 @contextlib.asynccontextmanager
 async def odds_client(tmp_path: Path, url: str, *, clock: Any = None, limiter: Any = None,
-                      start: bool = True, **kwargs: Any) -> AsyncIterator[OddsClient]:
+                      start: bool = True, quick_drop_delay: float = 0.05,
+                      **kwargs: Any) -> AsyncIterator[OddsClient]:
     """An App (no sinks) with one OddsFeed connected to ``url``, as the daemon runs it."""
     config = feed_config(tmp_path, url, **kwargs)
     app = App(config)
     await app.start(feeds=False)
     cls, options = config.feeds["odds"]
     feed = cls("odds", dict(options), app)
-    feed.quick_drop_delay = 0.05
+    feed.quick_drop_delay = quick_drop_delay
     if clock is not None:
         feed.clock = clock
     if limiter is not None:

@@ -184,6 +184,25 @@ async def test_a_reconnect_with_a_changed_initial_state_emits_exactly_the_differ
         ])
 
 
+async def test_a_ping_before_the_new_initial_state_does_not_cut_the_snapshot_short(
+        tmp_path, server):
+    async with odds_client(tmp_path, server.url) as client:
+        conn = await connected(server)
+        await conn.send([odds_msg("initial_state", "ballybet", METS, mets_lines()),
+                         odds_msg("initial_state", "ballybet", GIANTS, giants_lines())])
+        await client.wait_event("odds.game_added", 2)
+        conn.abort()
+        conn = await connected(server)
+        await conn.send({"action": "ping"})
+        await conn.send([odds_msg("initial_state", "ballybet", METS, mets_lines())])
+        await conn.send({"action": "ping"})
+        removed = (await client.wait_event("odds.game_removed"))[0]
+        assert removed.game == GIANTS and removed.data["reason"] == "not in snapshot"
+        assert client.app.board.game("ballybet", METS) is not None
+        assert [e.type for e in client.odds_events()] == ["odds.game_added"] * 2 + [
+            "odds.game_removed"]
+
+
 async def test_none_empty_and_the_string_none_are_one_suspended_state(tmp_path, server):
     key = "New York Mets Moneyline"
     async with odds_client(tmp_path, server.url) as client:
@@ -339,6 +358,17 @@ async def test_never_more_than_12_connects_in_any_minute(tmp_path, server):
         assert all(later - earlier >= 60.0 - 1e-6 for earlier, later in zip(times, times[12:]))
         assert times[12] - times[0] < 70.0       # the limit is used, not a crawl
         assert len(client.of("feed.disconnected")) >= 29
+
+
+async def test_a_server_that_accepts_and_drops_at_once_is_not_hammered(tmp_path, server):
+    clock = FakeClock()
+    async with odds_client(tmp_path, server.url, clock=clock, quick_drop_delay=5.0,
+                           backoff_base=0.01, backoff_max=60) as client:
+        for _ in range(4):
+            conn = await connected(server)
+            conn.abort()
+        drops = await client.wait_event("feed.disconnected", 3)
+        assert all(e.data["retry_in"] >= 5.0 for e in drops)
 
 
 async def test_http_503_and_too_many_connections_back_off_longer(tmp_path, server):

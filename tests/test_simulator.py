@@ -140,6 +140,33 @@ async def test_a_reconnect_after_a_drop_with_a_changed_world_emits_exactly_the_c
         assert board_matches_world(client.app.board, world) == []
 
 
+async def test_changing_the_filters_on_a_live_connection_swaps_exactly_the_subscribed_games(
+        tmp_path):
+    async with SimulatorServer({**QUIET, "resubscribe_window": 0.2}) as sim:
+        world = sim.world
+        sports = sorted({g.sport for g in world.games.values() if g.odds_open})
+        first, second = sports[0], sports[1]
+
+        def pairs(sport: str) -> set[tuple[str, str]]:
+            return {(b, g) for (b, g) in world.lines if world.games[g].sport == sport}
+
+        async with odds_client(tmp_path, sim.url_for("odds"),
+                               subscribe={"sports": [first]}) as client:
+            client.feed.resubscribe_interval = 0.2
+            await client.wait_event("odds.game_added", len(pairs(first)))
+            options = dict(client.feed.options)
+            options["subscribe"] = {"sports": [second]}
+            await client.feed.reconfigure(options)
+            await client.wait_event("feed.subscribed", 2)
+            await client.wait_event("odds.game_added", len(pairs(first)) + len(pairs(second)))
+            book, game = sorted(pairs(second))[0]
+            await marker(sim, client, book, game, sorted(world.lines[(book, game)])[0])
+            removed = {(e.sportsbook, e.game) for e in client.of("odds.game_removed")}
+            assert removed == pairs(first)
+            assert {(b, g) for b, g, _, _ in client.app.board.iter_lines()} == pairs(second)
+            assert sim.connects == 1
+
+
 async def test_a_sport_clear_is_one_event_and_unchanged_lines_come_back_silently(
         tmp_path, quiet_sim):
     async with odds_client(tmp_path, quiet_sim.url_for("odds")) as client:
