@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,8 @@ class PluginGroup(click.Group):
         if self._loaded:
             return
         self._loaded = True
-        plugins_dir = ctx.params.get("plugins_dir")
+        # --help is handled before the other options are read: fall back to the environment
+        plugins_dir = ctx.params.get("plugins_dir") or os.environ.get("BOLTROUTER_PLUGINS_DIR")
         try:
             pm = make_manager(plugins_dir)
         except PluginError as exc:  # never let a broken plugin break the CLI itself

@@ -4,6 +4,7 @@
     broker = Broker(tmp_path, users={"ha": "pw"})   # password file, anonymous refused
     broker.start(); broker.kill(); broker.start()    # kill -9, then again on the same port
     broker.save()                          # write the persistence file (SIGUSR1)
+    broker = Broker(tmp_path, certs=make_certs(tmp_path / "certs"))   # plus a TLS listener
 
     with Subscriber(broker.port, ["boltrouter/#"]) as sub:
         await wait_until(lambda: sub.last("boltrouter/bridge/state") == b"online")
@@ -55,10 +56,34 @@ def password_line(user: str, password: str) -> str:
     return f"{user}:$6${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
+def make_certs(folder: Path) -> dict[str, Path] | None:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (needs openssl)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=folder, check=True, capture_output=True)
+
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=boltrouter test CA")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for who in ("server", "client"):
+        run("req", *ec, "-keyout", f"{who}.key", "-out", f"{who}.csr", "-subj", f"/CN={who}")
+        run("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{who}.crt", "-days", "2", "-extfile", "san.ext")
+    return {"ca": folder / "ca.crt", "server_cert": folder / "server.crt",
+            "server_key": folder / "server.key", "client_cert": folder / "client.crt",
+            "client_key": folder / "client.key"}
+
+
 class Broker:
     """One Mosquitto process with a generated config in ``folder``."""
 
-    def __init__(self, folder: Path, users: dict[str, str] | None = None) -> None:
+    def __init__(self, folder: Path, users: dict[str, str] | None = None,
+                 certs: dict[str, Path] | None = None) -> None:
         binary = mosquitto_binary()
         if binary is None:
             raise RuntimeError(MISSING)
@@ -67,6 +92,8 @@ class Broker:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.users = users
+        self.certs = certs
+        self.tls_port = free_port() if certs else None
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = folder / "mosquitto.log"
         self.db = folder / "mosquitto.db"
@@ -82,6 +109,10 @@ class Broker:
                  "log_type notice", "log_type information"]
         if os.geteuid() == 0:
             lines.append("user root")
+        if self.certs:
+            lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {self.certs['ca']}",
+                      f"certfile {self.certs['server_cert']}",
+                      f"keyfile {self.certs['server_key']}", "require_certificate true"]
         if self.users:
             pw = self.folder / "passwords"
             pw.write_text("".join(password_line(u, p) + "\n" for u, p in self.users.items()))

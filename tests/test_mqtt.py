@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from helpers_mqtt import MISSING, Broker, Subscriber, mosquitto_binary
+from helpers_mqtt import MISSING, Broker, Subscriber, make_certs, mosquitto_binary
 from helpers_sinks import start_app, wait_until, write_config
 
 from boltrouter.app import App
@@ -189,6 +189,13 @@ async def test_home_assistant_sees_a_device_per_tracked_team_with_state_and_even
             assert period_end["event_type"] == "period_end" and period_end["period"] == 1
             assert final["event_type"] == "final" and final["result"] == "loss"
             await wait_until(lambda: sub.last(f"{TEAM}/status") == b"POST", what="status POST")
+            restored = suspend("draftkings", "-150")
+            restored.type, restored.data["new_odds"] = "odds.line_restored", "+120"
+            await app.publish(restored)
+            await wait_until(lambda: len(sub.on(f"{TEAM}/event")) == 6, what="odds move")
+            move = sub.on(f"{TEAM}/event")[5].json()
+            assert move["event_type"] == "odds_move" and move["american"] == "+120"
+            assert move["prev_prob"] == pytest.approx(0.6) and move["value"] == pytest.approx(2.2)
             info = sub.last_json("boltrouter/bridge/info")
             assert info["feeds"]["odds"] == "online" and info["tracked_teams"] == [BILLS]
             assert isinstance(info["events_per_second"], float) and info["dropped"] == 0
@@ -456,3 +463,54 @@ sinks:
             assert isinstance(state["odds"]["moneyline"]["value"], float)
     finally:
         await app.stop()
+
+
+async def test_reloading_the_tracked_teams_changes_devices_without_going_offline(
+        broker: Broker, tmp_path: Path) -> None:
+    knicks_cfg = "homeassistant/sensor/boltrouter_new_york_knicks/status/config"
+    app = await start_app(mqtt_config(tmp_path, broker.port))
+    sink = app.sinks["ha"]
+    try:
+        with Subscriber(broker.port, ["homeassistant/#", "boltrouter/bridge/state"]) as sub:
+            await wait_until(lambda: sub.last(f"{CFG}/status/config"), what="bills device")
+            mqtt_config(tmp_path, broker.port, teams=("New York Knicks",))
+            assert await app.reload() == []
+            await wait_until(lambda: sub.last(knicks_cfg), what="knicks device")
+            await wait_until(lambda: sub.last(f"{CFG}/status/config") == b"",
+                             what="bills device removed")
+            assert app.sinks["ha"] is sink
+            assert b"offline" not in [m.payload for m in sub.on("boltrouter/bridge/state")]
+    finally:
+        await app.stop()
+
+
+async def test_tls_with_a_client_certificate(tmp_path: Path) -> None:
+    if mosquitto_binary() is None:
+        pytest.skip(MISSING)
+    certs = make_certs(tmp_path / "certs")
+    if certs is None:
+        pytest.skip("openssl is not installed: it makes the test certificates")
+    tls_broker = Broker(tmp_path / "tls", certs=certs)
+    tls_broker.start()
+    cfg = write_config(tmp_path, f"""
+state_dir: state
+sinks:
+  ha:
+    type: mqtt
+    port: {tls_broker.tls_port}
+    tls: {{ca_file: {certs["ca"]}, cert_file: {certs["client_cert"]},
+          key_file: {certs["client_key"]}}}
+    homeassistant: {{discovery: false}}
+routes:
+  - {{name: scores, when: {{type: "score.*"}}, to: ha}}
+""")
+    app = await start_app(cfg)
+    try:
+        with Subscriber(tls_broker.port, ["boltrouter/#"]) as sub:
+            await wait_until(lambda: sub.last("boltrouter/bridge/state") == b"online",
+                             what="online over TLS")
+            await app.publish(score(3, 0, (0, 0)))
+            await wait_until(lambda: sub.on("boltrouter/event/score.changed"), what="event")
+    finally:
+        await app.stop()
+        tls_broker.stop()

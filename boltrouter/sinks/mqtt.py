@@ -160,21 +160,7 @@ class MqttSink(Sink):
         self.qos: int = options["qos"]
         self.max_queued: int = options["max_queued"]
         self.client_id = options.get("client_id") or f"boltrouter-{ha.slug(self.base)}-{name}"
-        hass = options["homeassistant"]
-        self.hass = hass
-        self.discovery: bool = hass["discovery"]
-        self.status_topic = hass.get("status_topic") or f"{hass['prefix']}/status"
-        track = hass["track"]
-        self.config_teams: list[str] = list(track["teams"])
-        self._sports = {norm(s) for s in track["sports"]}
-        self._books = {norm(b) for b in track["sportsbooks"]}
-        self._markets = {m.casefold() for m in track["markets"]}
-        feeds = tuple(app.config.feeds)
-        self.settings = ha.HaSettings(
-            base=self.base, prefix=hass["prefix"], device_based=hass["device_based"],
-            odds_format=hass["odds_format"], markets=tuple(track["markets"]), feeds=feeds,
-            score_feed=next((f for f in ("scores", "playbyplay") if f in feeds), None),
-            odds_feed="odds" if "odds" in feeds else None, qos=self.qos)
+        self._use_homeassistant_options(options["homeassistant"])
         self.state_path: Path = app.state_dir / f"mqtt-{ha.slug(name)}.json"
 
         self.client: mqtt.Client | None = None
@@ -217,6 +203,43 @@ class MqttSink(Sink):
         self._logged_error: str | None = None
         self._rate = 0.0
         self._rate_mark = (time.monotonic(), 0)
+
+    def _use_homeassistant_options(self, hass: dict[str, Any]) -> None:
+        self.hass = hass
+        self.discovery: bool = hass["discovery"]
+        self.status_topic = hass.get("status_topic") or f"{hass['prefix']}/status"
+        track = hass["track"]
+        self.config_teams: list[str] = list(track["teams"])
+        self._sports = {norm(s) for s in track["sports"]}
+        self._books = {norm(b) for b in track["sportsbooks"]}
+        self._markets = {m.casefold() for m in track["markets"]}
+        feeds = tuple(self.app.config.feeds)
+        self.settings = ha.HaSettings(
+            base=self.base, prefix=hass["prefix"], device_based=hass["device_based"],
+            odds_format=hass["odds_format"], markets=tuple(track["markets"]), feeds=feeds,
+            score_feed=next((f for f in ("scores", "playbyplay") if f in feeds), None),
+            odds_feed="odds" if "odds" in feeds else None, qos=self.qos)
+
+    async def reconfigure(self, options: dict[str, Any]) -> bool:
+        """Apply new Home Assistant options on the open connection; anything else reconnects."""
+        def without_hass(o: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in o.items() if k != "homeassistant"}
+
+        old, new = self.options["homeassistant"], options["homeassistant"]
+        if without_hass(options) != without_hass(self.options) or any(
+                old.get(k) != new.get(k) for k in ("discovery", "prefix", "status_topic")):
+            return False
+        self.options = options
+        self._use_homeassistant_options(new)
+        for info in self._games.values():
+            self._drop_lines(info, lambda b, _o: not self._wanted_book(b))
+            info.lines = {k: ln for k, ln in info.lines.items() if self._wanted_market(ln.market)}
+        self._seeded.clear()
+        self._team_current.clear()
+        self._apply_tracking()
+        log.info("sink %r: Home Assistant options applied; tracking %s", self.name,
+                 ", ".join(self.teams) or "no team")
+        return True
 
     # -- the tracked teams ---------------------------------------------------------------
 
@@ -281,6 +304,7 @@ class MqttSink(Sink):
         self._publish_feeds()
         self._apply_tracking(previous)
         self._publish_info()
+        self.app.catalogue.add_listener(self._catalogue_changed)
         self.client = self._make_client()
         self.client.connect_async(self.host, self.port, keepalive=int(self.options["keepalive"]))
         self.client.loop_start()
@@ -321,6 +345,7 @@ class MqttSink(Sink):
         return client
 
     async def stop(self) -> None:
+        self.app.catalogue.remove_listener(self._catalogue_changed)
         tasks = [t for t in (self._task, *self._pending_tasks) if t is not None]
         for task in tasks:
             task.cancel()
@@ -341,7 +366,7 @@ class MqttSink(Sink):
         if self._events:
             log.warning("sink %r: %d event(s) waiting for the MQTT broker %s:%d were not "
                         "delivered", self.name, len(self._events), self.host, self.port)
-        await asyncio.to_thread(self._write_state, self._state_doc())
+        await self._save_state()
 
     # -- paho's thread: hand everything over to the event loop ---------------------------
 
@@ -721,6 +746,24 @@ class MqttSink(Sink):
 
         return min(chosen, key=rank)
 
+    def _catalogue_changed(self, added: list[GameRef], removed: list[GameRef]) -> None:
+        """Games gone from get_games: forget them and empty their retained state topic."""
+        current = set(self._team_current.values())
+        for ref in removed:
+            key = ref.universal_id
+            if key in current or self._games.pop(key, None) is None:
+                continue
+            for known in (self._final_seen, self._playing):
+                known.pop(key, None)
+            self._routed.discard(key)
+            self._seeded.discard(key)
+            topic = ha.game_topic(self.base, key)
+            if topic in self._retained:
+                self._clear(topic)
+        if added or removed:
+            self._teams_dirty = True
+            self._wake.set()
+
     def _info_for_ref(self, ref: GameRef) -> ha.GameInfo:
         info = self._games.get(ref.universal_id)
         if info is None:
@@ -792,7 +835,7 @@ class MqttSink(Sink):
                     self._publish_info()
                 if self._save_pending:
                     self._save_pending = False
-                    await asyncio.to_thread(self._write_state, self._state_doc())
+                    await self._save_state()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -928,14 +971,17 @@ class MqttSink(Sink):
         return {"topics": sorted(self._owned), "clear": sorted(self._clears - self._owned),
                 "added": list(self._added), "removed": list(self._removed)}
 
-    def _write_state(self, doc: dict[str, Any]) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
+    async def _save_state(self) -> None:
         try:
-            tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-            os.replace(tmp, self.state_path)
+            await asyncio.to_thread(self._write_state, self._state_doc())
         except OSError as exc:
             self._report(f"sink {self.name!r}: cannot write {self.state_path}: {exc}; "
                          "entities removed later may stay in Home Assistant")
+
+    def _write_state(self, doc: dict[str, Any]) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, self.state_path)
 
     # -- status -------------------------------------------------------------------------------
 
