@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,8 @@ class _Lines:
 
     def __init__(self) -> None:
         self.by_path: dict[PathT, int] = {}
+        self.duplicates: list[tuple[PathT, int, int]] = []
+        """Keys given twice in one mapping: (path, line, line of the first one)."""
 
     def get(self, path: PathT) -> int | None:
         path = tuple(path)
@@ -108,6 +110,9 @@ def _construct(node: yaml.Node, path: PathT, lines: _Lines, loader: yaml.SafeLoa
         loader.flatten_mapping(node)
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, Hashable) and key in out:
+                lines.duplicates.append((path + (key,), key_node.start_mark.line + 1,
+                                         lines.by_path[path + (key,)]))
             lines.by_path[path + (key,)] = key_node.start_mark.line + 1
             out[key] = _construct(value_node, path + (key,), lines, loader)
         return out
@@ -398,6 +403,10 @@ def load_config(path: str | Path, pm: Any = None, environ: dict[str, str] | None
     unset: list[str] = []
     expanded = expand_env(raw, dict(os.environ if environ is None else environ), unset)
     v = Validator(filename, lines)
+    for dup_path, line, first in lines.duplicates:
+        v.errors.append(ConfigError(filename, line, format_path(dup_path),
+                                    f"is given twice (first on line {first}); YAML would keep "
+                                    "only this one: merge them or remove one"))
     data = v.validate_mapping(expanded, top_schema(), ())
 
     if pm is None:

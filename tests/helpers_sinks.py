@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -115,9 +116,13 @@ def write_jsonl(path: Path, events: list[Event], bad: dict[int, bytes] | None = 
 
 
 def write_config(folder: Path, body: str, name: str = "config.yaml") -> Path:
-    """A config with ``plugins_dir`` pointing at the repository's example plugins."""
+    """A config with ``plugins_dir`` pointing at the repository's example plugins and no
+    live summary, unless ``body`` sets them itself."""
+    defaults = {"plugins_dir": str(PLUGINS), "summary": "{enabled: never}"}
+    head = "".join(f"{key}: {value}\n" for key, value in defaults.items()
+                   if not re.search(rf"^{key}:", body, re.M))
     path = folder / name
-    path.write_text(f"plugins_dir: {PLUGINS}\nsummary: {{enabled: never}}\n{body}")
+    path.write_text(head + body)
     return path
 
 
