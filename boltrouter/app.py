@@ -253,6 +253,25 @@ class App:
         for event in events:
             await self.publish(event)
 
+    def publish_soon(self, derive: Callable[[], Iterable[Event]], name: str = "rule") -> None:
+        """Route what ``derive()`` returns once the events being published now are done.
+
+        For rules that judge a whole upstream message at once; the events skip the
+        rules, like any derived event. ``stop`` waits for them before draining sinks.
+        """
+        async def later() -> None:
+            try:
+                derived = list(derive())
+            except Exception as exc:
+                self._plugin_failed(name, exc)
+                return
+            for event in derived:
+                await self._route(event)
+
+        task = asyncio.ensure_future(later())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
     async def _route(self, event: Event) -> None:
         self.events_in += 1
         self.metrics.inc("events_in", type=event.type, feed=event.feed or "")

@@ -19,7 +19,8 @@ class Rule:
     ``on_event`` sees every event that is not itself a rule event and returns the
     events it derives (or None). It runs on the event loop: keep it cheap and
     keep state bounded. ``emits`` lists the event types the rule produces, with a
-    one-line description each.
+    one-line description each. A rule that must see a whole upstream message
+    before it judges it can hand events over later with ``app.publish_soon``.
     """
 
     options_schema: ClassVar[dict[str, Field]] = {}

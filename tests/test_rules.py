@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from helpers_sinks import at, boltrouter, start_app, write_config, write_jsonl
+from helpers_sinks import at, boltrouter, start_app, wait_until, write_config, write_jsonl
 
 from boltrouter.app import App
 from boltrouter.config import ConfigErrors, load_config
@@ -445,6 +445,11 @@ def rule_state(app: App) -> dict[str, int]:
             "ids": len(book.by_uid), "arbs": len(app.rules["arbs"].open)}  # type: ignore
 
 
+async def settled(app: App, expected: dict[str, int]) -> None:
+    """Wait until the rules judged what was published (they do once the loop is free)."""
+    await wait_until(lambda: rule_state(app) == expected, what=f"rule state {expected}")
+
+
 async def test_removed_and_finished_games_leave_no_state_behind(tmp_path: Path) -> None:
     other, other_uid = "Boston Celtics vs New York Knicks, 2025-12-07, 19", "bos-nyk-1207"
     app = await start_app(config(tmp_path, ALL_RULES))
@@ -456,17 +461,17 @@ async def test_removed_and_finished_games_leave_no_state_behind(tmp_path: Path) 
         await app.publish(move("draftkings", 1, ML_HOME, "-150", "-130", other, other_uid))
         await app.publish(move("draftkings", 10, OVER_220, "-110", "+110"))
         await app.publish(move("betmgm", 20, UNDER_220, "-110", "+105"))
-        assert rule_state(app) == {"games": 2, "lines": 13, "books": 3, "ids": 2, "arbs": 1}
+        await settled(app, {"games": 2, "lines": 13, "books": 3, "ids": 2, "arbs": 1})
 
         for book in ("betmgm", "fanduel", "draftkings"):
             await app.publish(removed(book, 30))
-        assert rule_state(app) == {"games": 1, "lines": 1, "books": 1, "ids": 1, "arbs": 0}
+        await settled(app, {"games": 1, "lines": 1, "books": 1, "ids": 1, "arbs": 0})
 
         # the scores feed spells the game its own way: it is found by universal_id
         await app.publish(Event("game.status_changed", {"status": "final", "prev_status": "live"},
                                 time=at(40), feed="scores", sport="NBA", game="Celtics @ Knicks",
                                 universal_id=other_uid))
-        assert rule_state(app) == {"games": 0, "lines": 0, "books": 0, "ids": 0, "arbs": 0}
+        await settled(app, {"games": 0, "lines": 0, "books": 0, "ids": 0, "arbs": 0})
     finally:
         await app.stop()
     assert [e.type for e in app.sinks["mem"].seen].count("rule.arbitrage_closed") == 1  # type: ignore
@@ -601,3 +606,27 @@ def test_bad_rule_options_are_config_errors_that_say_what_is_valid(
     with pytest.raises(ConfigErrors) as info:
         load_config(config(tmp_path, f"  s: {rule}"))
     assert message in str(info.value)
+
+
+async def test_a_message_that_reprices_both_sides_shows_no_phantom_arbitrage_or_edge(
+        tmp_path: Path) -> None:
+    """The events of one upstream message arrive one by one; halfway through, a book's
+    new over price sits beside its old under price (and a sharp book's new home price
+    beside its old away price). Rules that compare sides wait for the whole message."""
+    got = await derive(tmp_path, "  arbs: {type: arbitrage}\n"
+                                 "  value: {type: fair_odds, sharp_book: pinnacle, "
+                                 "min_edge: 0.01}", [
+        added("draftkings", 0, {OVER_220: "-110", UNDER_220: "-110", ML_HOME: "-135"}),
+        added("fanduel", 0, {OVER_220: "-105", UNDER_220: "-120"}),
+        added("pinnacle", 0, {ML_HOME: "-150", ML_AWAY: "+130"}),     # -135: +0.9 %
+        # one draftkings message: +115 beside the old -110 would imply 98.9 %
+        move("draftkings", 10, OVER_220, "-110", "+115"),
+        move("draftkings", 10, UNDER_220, "-110", "-140"),
+        # one pinnacle message: -160 beside the old +130 would make -135 worth +2 %
+        move("pinnacle", 20, ML_HOME, "-150", "-160"),
+        move("pinnacle", 20, ML_AWAY, "+130", "+110"),
+        move("fanduel", 30, UNDER_220, "-120", "+110"),       # a real arbitrage
+    ])
+    assert [(e.type, e.data.get("status"), e.data.get("books")) for e in got] == [
+        ("rule.arbitrage", "open", ["draftkings", "fanduel"])]
+    assert got[0].time == at(30)

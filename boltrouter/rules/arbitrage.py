@@ -21,10 +21,11 @@ from ..events import Event, short_hash
 from ..odds import arbitrage
 from .market import (
     FILTER_OPTIONS,
-    BookRule,
     Change,
     GameBook,
     Market,
+    MarketRule,
+    Pending,
     Price,
     age,
     positive,
@@ -52,7 +53,7 @@ class Open:
     opened_time: str
 
 
-class Arbitrage(BookRule):
+class Arbitrage(MarketRule):
     options_schema: ClassVar[dict[str, Field]] = {
         "bankroll": Field(float, default=100.0, check=positive,
                           help="total stake the per-side stakes are computed for"),
@@ -80,27 +81,20 @@ class Arbitrage(BookRule):
         self.open: dict[tuple[str, tuple[Any, ...]], Open] = {}
         self.last_sweep = 0.0
 
-    def on_event(self, event: Event) -> list[Event] | None:
-        changes = self.book.apply(event)
-        out = super().on_event(event) or []
-        if self.open and changes:
-            now = changes[0].now
-            if now - self.last_sweep >= SWEEP_EVERY:
-                self.last_sweep = now
-                self._sweep(event, now, out)
-        return out or None
-
     def handle(self, change: Change, event: Event, out: list[Event]) -> None:
-        gb = change.game
         removed = None
         if change.kind == "removed":
             removed = "game removed" if change.gone else f"{change.book} removed the game"
-        seen: set[tuple[Any, ...]] = set()
-        for touch in change.touched:
-            market = touch.market
-            if market.key not in seen:
-                seen.add(market.key)
-                self._evaluate(gb, market, change.now, event, out, removed)
+        self.note(change, event, removed)
+
+    def review(self, pending: list[Pending], out: list[Event]) -> None:
+        for item in pending:
+            self._evaluate(item.game, item.market, item.now, item.source, out, item.removed)
+        if self.open and self.last is not None:
+            event, now = self.last
+            if now - self.last_sweep >= SWEEP_EVERY:
+                self.last_sweep = now
+                self._sweep(event, now, out)
 
     def _sweep(self, event: Event, now: float, out: list[Event]) -> None:
         """Re-check open arbs whose game is gone or whose legs are getting old."""

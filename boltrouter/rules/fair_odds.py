@@ -18,10 +18,11 @@ from ..events import Event
 from ..odds import NO_VIG_METHODS, expected_value, format_american, kelly, no_vig, prob_to_american
 from .market import (
     FILTER_OPTIONS,
-    BookRule,
     Change,
     GameBook,
     Market,
+    MarketRule,
+    Pending,
     Price,
     age,
     positive,
@@ -32,7 +33,7 @@ from .market import (
 FAIR_ODDS_EDGE = "rule.fair_odds_edge"
 
 
-class FairOdds(BookRule):
+class FairOdds(MarketRule):
     options_schema: ClassVar[dict[str, Field]] = {
         "method": Field(str, choices=("consensus", "sharp"),
                         help="where fair odds come from (default: sharp when sharp_book is set)"),
@@ -72,21 +73,19 @@ class FairOdds(BookRule):
         self.max_age = float(options.get("max_age", 600.0))
 
     def handle(self, change: Change, event: Event, out: list[Event]) -> None:
-        gb = change.game
-        above: dict[tuple[Any, ...], bool] = gb.state(self.slot, dict)
         if change.kind == "removed":
+            above: dict[tuple[Any, ...], bool] = change.game.state(self.slot, dict)
             for key in [k for k in above if k[2] == change.book]:
                 del above[key]
-        seen: set[tuple[Any, ...]] = set()
-        for touch in change.touched:
-            market = touch.market
-            if market.key in seen:
-                continue
-            seen.add(market.key)
+        self.note(change, event)
+
+    def review(self, pending: list[Pending], out: list[Event]) -> None:
+        for item in pending:
+            gb, market = item.game, item.market
             if market.kind == "other" or not gb.complete(market) \
                     or not self.markets(market.name):
                 continue
-            self._market(gb, market, change.now, above, event, out)
+            self._market(gb, market, item.now, gb.state(self.slot, dict), item.source, out)
 
     def _fresh(self, price: Price | None, now: float) -> bool:
         return price is not None and now - price.t <= self.max_age

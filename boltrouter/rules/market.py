@@ -8,6 +8,13 @@ then market, then side, so the cost of an update does not grow with the number
 of games tracked; the number of games and lines is capped (least recently
 updated games go first) and games disappear when every book removed them,
 when their book or sport is cleared, or when they end.
+
+The events of one upstream message (one book, one game, one timestamp) arrive one
+at a time, and in between a book's market is half old, half new: a moved home
+price beside the away price the same message replaces next. Rules that compare
+the sides of a market (``MarketRule``) therefore judge a market only once the
+message that changed it is complete: when the next message starts, or when the
+event loop is idle again, whichever comes first.
 """
 
 from __future__ import annotations
@@ -169,6 +176,9 @@ class PriceBook:
         self.max_lines = max_lines
         self._last_event: Event | None = None
         self._last_changes: list[Change] = []
+        self._message: tuple[str | None, str | None, str] | None = None
+        self.settlers: weakref.WeakSet[MarketRule] = weakref.WeakSet()
+        """Rules to settle before the first event of the next message is applied."""
 
     def __len__(self) -> int:
         return self.lines
@@ -177,6 +187,11 @@ class PriceBook:
         """Apply an event once (later calls with the same event return the same changes)."""
         if event is self._last_event:
             return self._last_changes
+        message = (event.sportsbook, event.game, event.time)
+        if message != self._message:
+            self._message = message
+            for rule in list(self.settlers):
+                rule.settle()
         changes = self._apply(event)
         self._last_event, self._last_changes = event, changes
         return changes
@@ -442,6 +457,71 @@ class BookRule(Rule):
                      universal_id=source.universal_id or gb.universal_id,
                      home=source.home or gb.home, away=source.away or gb.away,
                      mono=source.mono)
+
+
+@dataclass(slots=True)
+class Pending:
+    """A market changed by the current message, waiting to be judged."""
+
+    game: GameBook
+    market: Market
+    source: Event          # the last event that changed it
+    now: float
+    removed: str | None    # why its prices went away, when a book removed the game
+
+
+class MarketRule(BookRule):
+    """A rule that compares the sides of a market (arbitrage, fair odds).
+
+    ``handle`` only notes the markets a change touched (``note``); ``review`` judges
+    them once the upstream message is complete (see the module docstring). What a
+    review derives goes out with the next event's ``on_event`` or, when the stream
+    pauses, through ``App.publish_soon``.
+    """
+
+    def __init__(self, name: str, options: dict[str, Any], app: Any) -> None:
+        super().__init__(name, options, app)
+        self.pending: dict[tuple[str, tuple[Any, ...]], Pending] = {}
+        self.settled: list[Event] = []
+        self.last: tuple[Event, float] | None = None
+        """The latest event that changed the book, and its time in seconds."""
+        self._settle_soon = False
+        self.book.settlers.add(self)
+
+    def on_event(self, event: Event) -> list[Event] | None:
+        changes = self.book.apply(event)  # settles the previous message first
+        out, self.settled = self.settled, []
+        for change in changes:
+            self.last = (event, change.now)
+            if self.sports(change.game.sport):
+                self.handle(change, event, out)
+        if self.pending and not self._settle_soon and self.app is not None:
+            self._settle_soon = True
+            self.app.publish_soon(self._settle_now, f"rule:{self.name}")
+        return out or None
+
+    def note(self, change: Change, event: Event, removed: str | None = None) -> None:
+        for touch in change.touched:
+            key = (change.game.game, touch.market.key)
+            known = self.pending.get(key)
+            self.pending[key] = Pending(change.game, touch.market, event, change.now,
+                                        removed or (known.removed if known else None))
+
+    def settle(self) -> None:
+        """Judge the markets the last message changed; the events wait for ``on_event``."""
+        pending = list(self.pending.values())
+        self.pending.clear()
+        if pending or self.last is not None:
+            self.review(pending, self.settled)
+
+    def _settle_now(self) -> list[Event]:
+        self._settle_soon = False
+        self.settle()
+        out, self.settled = self.settled, []
+        return out
+
+    def review(self, pending: list[Pending], out: list[Event]) -> None:
+        raise NotImplementedError
 
 
 def side_fields(side: Side, outcome: str | None) -> dict[str, Any]:
