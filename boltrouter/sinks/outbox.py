@@ -221,6 +221,12 @@ class Outbox:
             self.conn.close()
             self.conn = None
 
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- the queue -------------------------------------------------------------------------
 
     def add(self, rows: Sequence[tuple[str, bytes, str | None, str | None]],

@@ -38,16 +38,17 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
 import httpx
 import orjson
 
 from .. import __version__, hookimpl
-from ..config import Config, Field, parse_duration
+from ..config import Config, Field, did_you_mean, one_of, parse_duration
 from ..events import Event
 from ..secrets import redact, register_secret
 from ..sink import Delivery, Sink
 from ..templates import TemplateConfigError, compile_template
-from .outbox import RESPONSE_EXCERPT, Outbox, OutboxError, OutboxRow
+from .outbox import RESPONSE_EXCERPT, DeadLetter, Outbox, OutboxError, OutboxRow
 
 if TYPE_CHECKING:
     from ..app import App
@@ -169,6 +170,16 @@ def _check_url(value: Any) -> str | None:
 
 
 # --- the pieces of the delivery loop --------------------------------------------------------
+
+async def wait_event(event: asyncio.Event, timeout: float) -> None:
+    """Wait until ``event`` is set or ``timeout`` seconds pass. Unlike ``asyncio.wait_for``
+    on Python 3.11, a cancellation that arrives just as the event is set is never lost."""
+    try:
+        async with asyncio.timeout(max(timeout, 0.0)):
+            await event.wait()
+    except TimeoutError:
+        pass
+
 
 class RateLimiter:
     """A token bucket: ``count`` requests per ``per`` seconds, bursts up to ``count``.
@@ -369,10 +380,7 @@ class WebhookSink(Sink):
             if left <= 0:
                 break
             self._progress.clear()
-            try:
-                await asyncio.wait_for(self._progress.wait(), min(left, _POLL))
-            except TimeoutError:
-                pass
+            await wait_event(self._progress, min(left, _POLL))
         tasks = [t for t in (self._dispatcher, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
@@ -491,10 +499,7 @@ class WebhookSink(Sink):
 
     async def _idle(self, timeout: float) -> None:
         self._wake.clear()
-        try:
-            await asyncio.wait_for(self._wake.wait(), max(timeout, 0.0))
-        except TimeoutError:
-            pass
+        await wait_event(self._wake, timeout)
 
     def _try_lock(self) -> bool:
         if self._lock_fd is not None:
@@ -768,8 +773,8 @@ class WebhookSink(Sink):
         self._publish_gauges()
         ids = ", ".join(r.event_id for r in rows[:3]) + (" ..." if len(rows) > 3 else "")
         self.log.error("webhook sink %r: %d event(s) moved to the dead letters (%s): %s. "
-                       "See `boltrouter deadletters list --sink %s`.",
-                       self.name, moved, ids, reason, self.name)
+                       "See `boltrouter deadletters list --config %s --sink %s`.",
+                       self.name, moved, ids, reason, self.app.config.path, self.name)
 
     def _count(self, result: str, n: int) -> None:
         if n:
@@ -806,3 +811,241 @@ def _json_item(body: bytes) -> bytes:
 @hookimpl
 def register_sink_types(register: Callable[[str, type], None]) -> None:
     register("webhook", WebhookSink)
+
+
+# --- `boltrouter deadletters` ---------------------------------------------------------------
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(deadletters)
+
+
+_CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+                       help="The daemon's YAML config (finds each webhook sink's outbox).")
+_SINK = click.option("--sink", "sink_name", metavar="NAME",
+                     help="Only this webhook sink (needed with ids when there are several).")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@click.group()
+def deadletters() -> None:
+    """Inspect, replay and purge webhook deliveries that failed for good."""
+
+
+@deadletters.command("list")
+@_CONFIG
+@_SINK
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most this many per sink.")
+@_JSON
+def list_dead_letters(config_path: str, sink_name: str | None, limit: int | None,
+                      as_json: bool) -> None:
+    """List dead letters, oldest first."""
+    found: list[tuple[str, DeadLetter]] = []
+    for name, outbox in _open_outboxes(config_path, sink_name):
+        with outbox:
+            found += [(name, d) for d in outbox.dead_letters(limit)]
+    if as_json:
+        _echo_json([_dead_letter_dict(name, d) for name, d in found])
+        return
+    if not found:
+        click.echo("no dead letters")
+        return
+    rows = [("SINK", "ID", "FAILED (UTC)", "STATUS", "TRIES", "TYPE", "EVENT", "REASON")]
+    for name, d in found:
+        status = "-" if d.last_status is None else str(d.last_status)
+        etype = _dead_letter_dict(name, d)["type"] or "-"
+        rows.append((name, str(d.id), _utc(d.failed_at), status, str(d.attempts), etype,
+                     d.event_id, _shorten(d.reason, 70)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        click.echo(redact("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1]))
+    click.echo(f"{len(found)} dead letter(s). Details: boltrouter deadletters show "
+               f"--config {config_path} --sink SINK ID")
+
+
+@deadletters.command("show")
+@_CONFIG
+@_SINK
+@click.argument("dead_id", metavar="ID", type=int)
+@_JSON
+def show_dead_letter(config_path: str, sink_name: str | None, dead_id: int,
+                     as_json: bool) -> None:
+    """Show one dead letter: why it failed, what the receiver answered, the event."""
+    name, outbox = _one_outbox(config_path, sink_name)
+    with outbox:
+        d = outbox.dead_letter(dead_id)
+    if d is None:
+        raise click.ClickException(f"sink {name!r} has no dead letter {dead_id}; "
+                                   f"`boltrouter deadletters list --config {config_path}` "
+                                   "shows the ids")
+    doc = _dead_letter_dict(name, d)
+    if as_json:
+        _echo_json(doc)
+        return
+    lines = [f"sink:          {name}", f"id:            {d.id}", f"event id:      {d.event_id}",
+             f"type:          {doc['type']}", f"route:         {d.route or '-'}",
+             f"accepted:      {_utc(d.created)}", f"failed:        {_utc(d.failed_at)}",
+             f"attempts:      {d.attempts}",
+             f"last status:   {'-' if d.last_status is None else d.last_status}",
+             f"reason:        {d.reason}", "response:", _indent(d.response or "(none)")]
+    if d.payload is not None:
+        lines += ["payload (from the route):", _indent(d.payload)]
+    lines += ["event:", _indent(orjson.dumps(doc["event"], option=orjson.OPT_INDENT_2).decode()
+                                if isinstance(doc["event"], dict) else str(doc["event"]))]
+    click.echo(redact("\n".join(lines)))
+
+
+@deadletters.command("retry")
+@_CONFIG
+@_SINK
+@click.argument("ids", metavar="[ID]...", nargs=-1, type=int)
+@click.option("--all", "everything", is_flag=True, help="Every dead letter (of --sink, or of all).")
+@_JSON
+def retry_dead_letters(config_path: str, sink_name: str | None, ids: tuple[int, ...],
+                       everything: bool, as_json: bool) -> None:
+    """Send dead letters again (moves them back to the outbox).
+
+    A running boltrouter delivers them within a second, otherwise the next start
+    does. Attempts and age start afresh."""
+    result = _change(config_path, sink_name, ids, everything, "retry",
+                     lambda outbox, chosen: len(outbox.revive(chosen)))
+    if as_json:
+        _echo_json(result)
+        return
+    for name, info in result.items():
+        who = ("a running boltrouter delivers them now" if info["daemon"] else
+               "no boltrouter is running with this outbox: the next `boltrouter run` "
+               "delivers them")
+        click.echo(f"{name}: moved {info['count']} dead letter(s) back to the outbox; {who}")
+
+
+@deadletters.command("purge")
+@_CONFIG
+@_SINK
+@click.argument("ids", metavar="[ID]...", nargs=-1, type=int)
+@click.option("--all", "everything", is_flag=True, help="Every dead letter (of --sink, or of all).")
+@_JSON
+def purge_dead_letters(config_path: str, sink_name: str | None, ids: tuple[int, ...],
+                       everything: bool, as_json: bool) -> None:
+    """Delete dead letters for good."""
+    result = _change(config_path, sink_name, ids, everything, "purge",
+                     lambda outbox, chosen: outbox.purge(chosen))
+    if as_json:
+        _echo_json(result)
+        return
+    for name, info in result.items():
+        click.echo(f"{name}: deleted {info['count']} dead letter(s)")
+
+
+def _webhook_sinks(config_path: str, sink_name: str | None) -> list[tuple[str, Path]]:
+    from ..cli import load_or_exit
+
+    config = load_or_exit(config_path)
+    sinks = {name: outbox_path(name, options, config)
+             for name, (cls, options) in config.sinks.items() if issubclass(cls, WebhookSink)}
+    if not sinks:
+        raise click.ClickException(f"{config_path} has no sink of type webhook")
+    if sink_name is None:
+        return list(sinks.items())
+    if sink_name not in sinks:
+        raise click.ClickException(
+            f"{config_path} has no webhook sink {sink_name!r}"
+            f"{did_you_mean(sink_name, list(sinks))} ({one_of(list(sinks))})")
+    return [(sink_name, sinks[sink_name])]
+
+
+def _open_outboxes(config_path: str, sink_name: str | None) -> list[tuple[str, Outbox]]:
+    """The outboxes that exist (a sink that never ran has none, hence no dead letters)."""
+    out = []
+    for name, path in _webhook_sinks(config_path, sink_name):
+        if not path.exists():
+            continue
+        outbox = Outbox(path, name)
+        try:
+            outbox.open()
+        except (OutboxError, OSError) as exc:
+            raise click.ClickException(redact(f"sink {name!r}: {exc}")) from None
+        out.append((name, outbox))
+    return out
+
+
+def _one_outbox(config_path: str, sink_name: str | None) -> tuple[str, Outbox]:
+    sinks = _webhook_sinks(config_path, sink_name)
+    if len(sinks) > 1:
+        raise click.ClickException(
+            f"dead-letter ids are numbered per sink and {config_path} has several webhook "
+            f"sinks: add --sink ({one_of([n for n, _ in sinks])})")
+    name, path = sinks[0]
+    if not path.exists():
+        raise click.ClickException(f"sink {name!r} has no outbox yet ({path}), so no dead "
+                                   "letters")
+    return next(iter(_open_outboxes(config_path, name)))
+
+
+def _change(config_path: str, sink_name: str | None, ids: tuple[int, ...], everything: bool,
+            verb: str, apply: Callable[[Outbox, list[int] | None], int]) -> dict[str, Any]:
+    if bool(ids) == everything:
+        raise click.UsageError(f"give the ids to {verb} or --all "
+                               "(`boltrouter deadletters list` shows the ids)")
+    if ids:
+        targets = [_one_outbox(config_path, sink_name)]
+    else:
+        targets = _open_outboxes(config_path, sink_name)
+    result: dict[str, Any] = {}
+    for name, outbox in targets:
+        with outbox:
+            missing = sorted(set(ids) - {d.id for d in outbox.dead_letters()}) if ids else []
+            if missing:
+                raise click.ClickException(
+                    f"sink {name!r} has no dead letter {', '.join(map(str, missing))}; nothing "
+                    f"was changed. `boltrouter deadletters list --config {config_path}` shows "
+                    "the ids")
+            count = apply(outbox, list(ids) if ids else None)
+        result[name] = {"count": count, "daemon": _delivering(outbox.path)}
+    return result
+
+
+def _delivering(path: Path) -> bool:
+    """Whether a boltrouter process holds the delivery lock of this outbox."""
+    lock = Path(f"{path}.lock")
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _dead_letter_dict(sink: str, d: DeadLetter) -> dict[str, Any]:
+    try:
+        event: Any = orjson.loads(d.event)
+    except orjson.JSONDecodeError:
+        event = d.event.decode("utf-8", "replace")
+    return {"sink": sink, "id": d.id, "event_id": d.event_id,
+            "type": event.get("type") if isinstance(event, dict) else None,
+            "route": d.route, "accepted": _utc(d.created), "failed": _utc(d.failed_at),
+            "attempts": d.attempts, "last_status": d.last_status, "reason": d.reason,
+            "response": d.response, "payload": d.payload, "event": event}
+
+
+def _echo_json(doc: Any) -> None:
+    click.echo(redact(orjson.dumps(doc).decode()))
+
+
+def _utc(stamp: float | None) -> str:
+    if stamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stamp))
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines() or [""])
