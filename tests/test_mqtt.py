@@ -514,3 +514,43 @@ routes:
     finally:
         await app.stop()
         tls_broker.stop()
+
+
+async def test_a_team_device_moves_on_to_the_next_game_once_the_current_one_is_over(
+        broker: Broker, tmp_path: Path) -> None:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    eastern = datetime.now(ZoneInfo("America/New_York"))
+    entries = {uid: {"game": f"{BILLS} vs {away}, {start:%Y-%m-%d, %H}", "universal_id": uid,
+                     "sport": "NFL", "when": f"{start:%Y-%m-%d, %I:%M %p}",
+                     "orig_teams": f"{BILLS} vs {away}"}
+               for uid, away, start in (("today", BENGALS, eastern - timedelta(hours=1)),
+                                        ("next", "Miami Dolphins", eastern + timedelta(days=3)))}
+    today = entries["today"]["game"]
+    cfg = mqtt_config(tmp_path, broker.port).read_text().replace(
+        "republish_delay: 100ms", "republish_delay: 100ms\n      final_hold: 0s")
+    cfg_path = tmp_path / "hold.yaml"
+    cfg_path.write_text(cfg)
+    app = await start_app(cfg_path)
+    try:
+        app.catalogue.update({e["game"]: e for e in entries.values()})
+        with Subscriber(broker.port, ["boltrouter/team/#"]) as sub:
+            team = lambda: sub.last_json(TEAM) or {}  # noqa: E731
+            await wait_until(lambda: team().get("universal_id") == "today", what="today's game")
+            await app.publish(game_event("game.status_changed",
+                                         {"status": "live", "prev_status": "scheduled"},
+                                         game=today, uid="today"))
+            await app.publish(score(3, 0, (0, 0), game=today, uid="today"))
+            await wait_until(lambda: team().get("team_score") == 3, what="live score")
+            assert sub.last(f"{TEAM}/status") == b"IN"
+            await app.publish(game_event("game.status_changed",
+                                         {"status": "final", "prev_status": "live"},
+                                         game=today, uid="today"))
+            await wait_until(lambda: team().get("universal_id") == "next", what="the next game")
+            assert team()["opponent"] == "Miami Dolphins" and team()["team_score"] is None
+            await wait_until(lambda: sub.last(f"{TEAM}/status") == b"PRE", what="next is PRE")
+            assert [m.json()["event_type"] for m in sub.on(f"{TEAM}/event")] == [
+                "score_change", "final"]
+    finally:
+        await app.stop()

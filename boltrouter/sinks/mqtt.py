@@ -226,11 +226,13 @@ class MqttSink(Sink):
             return {k: v for k, v in o.items() if k != "homeassistant"}
 
         old, new = self.options["homeassistant"], options["homeassistant"]
-        if without_hass(options) != without_hass(self.options) or any(
+        if self.client is None or without_hass(options) != without_hass(self.options) or any(
                 old.get(k) != new.get(k) for k in ("discovery", "prefix", "status_topic")):
             return False
         self.options = options
+        before = self.config_teams
         self._use_homeassistant_options(new)
+        self._keep_removals_of(before)
         for info in self._games.values():
             self._drop_lines(info, lambda b, _o: not self._wanted_book(b))
             info.lines = {k: ln for k, ln in info.lines.items() if self._wanted_market(ln.market)}
@@ -242,6 +244,11 @@ class MqttSink(Sink):
         return True
 
     # -- the tracked teams ---------------------------------------------------------------
+
+    def _keep_removals_of(self, config_teams: list[Any]) -> None:
+        """A team untracked over MQTT stays untracked until the config lists it anew."""
+        before = {str(t).casefold() for t in config_teams}
+        self._removed = [t for t in self._removed if t.casefold() in before]
 
     @property
     def teams(self) -> list[str]:
@@ -296,16 +303,18 @@ class MqttSink(Sink):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        client = self._make_client()
         saved = await asyncio.to_thread(self._load_state)
         self._added = [t for t in saved.get("added", []) if isinstance(t, str)]
         self._removed = [t for t in saved.get("removed", []) if isinstance(t, str)]
+        self._keep_removals_of(saved.get("config_teams", []))
         previous = {t for t in saved.get("topics", []) + saved.get("clear", [])
                     if isinstance(t, str)}
         self._publish_feeds()
         self._apply_tracking(previous)
         self._publish_info()
         self.app.catalogue.add_listener(self._catalogue_changed)
-        self.client = self._make_client()
+        self.client = client
         self.client.connect_async(self.host, self.port, keepalive=int(self.options["keepalive"]))
         self.client.loop_start()
         self._task = asyncio.create_task(self._run(), name=f"mqtt:{self.name}")
@@ -326,8 +335,8 @@ class MqttSink(Sink):
                 if tls.get(key):
                     path = self.app.resolve_path(tls[key])
                     if not path.is_file():
-                        raise FileNotFoundError(f"sink {self.name!r}: tls.{key} {path} does "
-                                                "not exist or is not a file")
+                        raise FileNotFoundError(f"tls.{key} {path} does not exist or is not "
+                                                "a file")
                     files[key] = str(path)
             client.tls_set(ca_certs=files.get("ca_file"), certfile=files.get("cert_file"),
                            keyfile=files.get("key_file"))
@@ -569,9 +578,13 @@ class MqttSink(Sink):
         info = self._game_of(event)
         teams = self._teams_playing(info)
         before = {t: ha.team_state(t, info, self.settings) for t in teams}
+        shown = {t: self._current_game(t) for t in teams}
         self._apply(info, event)
+        if etype == ev.GAME_STATUS_CHANGED:
+            for team in teams:
+                self._team_current.pop(team, None)   # a game going live becomes current
         for team in teams:
-            if self._current_game(team) == info.key:
+            if info.key in (shown[team], self._current_game(team)):
                 self._team_events(team, event, info, before[team])
         if teams:
             self._teams_dirty = True
@@ -595,6 +608,7 @@ class MqttSink(Sink):
             info = self._games[key] = ha.GameInfo(
                 key=key, universal_id=event.universal_id, name=event.game, sport=event.sport,
                 home=home, away=away)
+            self._team_current.clear()   # a new game may be a tracked team's next one
         return info
 
     def _teams_playing(self, info: ha.GameInfo) -> list[str]:
@@ -969,7 +983,8 @@ class MqttSink(Sink):
 
     def _state_doc(self) -> dict[str, Any]:
         return {"topics": sorted(self._owned), "clear": sorted(self._clears - self._owned),
-                "added": list(self._added), "removed": list(self._removed)}
+                "added": list(self._added), "removed": list(self._removed),
+                "config_teams": list(self.config_teams)}
 
     async def _save_state(self) -> None:
         try:
