@@ -9,12 +9,13 @@ of games tracked; the number of games and lines is capped (least recently
 updated games go first) and games disappear when every book removed them,
 when their book or sport is cleared, or when they end.
 
-The events of one upstream message (one book, one game, one timestamp) arrive one
-at a time, and in between a book's market is half old, half new: a moved home
-price beside the away price the same message replaces next. Rules that compare
-the sides of a market (``MarketRule``) therefore judge a market only once the
-message that changed it is complete: when the next message starts, or when the
-event loop is idle again, whichever comes first.
+The events of one upstream message arrive one at a time, and in between a book's
+market is half old, half new: a moved home price beside the away price the same
+message replaces next. Rules that compare the sides of a market (``MarketRule``)
+therefore judge a market only once every change of that game with the same
+timestamp is applied (one message, or several books repricing at the same
+instant): when an event of another game or time comes, or when the event loop
+is idle again, whichever comes first.
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ class PriceBook:
         self.max_lines = max_lines
         self._last_event: Event | None = None
         self._last_changes: list[Change] = []
-        self._message: tuple[str | None, str | None, str] | None = None
+        self._message: tuple[str | None, str] | None = None
         self.settlers: weakref.WeakSet[MarketRule] = weakref.WeakSet()
         """Rules to settle before the first event of the next message is applied."""
 
@@ -187,7 +188,7 @@ class PriceBook:
         """Apply an event once (later calls with the same event return the same changes)."""
         if event is self._last_event:
             return self._last_changes
-        message = (event.sportsbook, event.game, event.time)
+        message = (event.game, event.time)
         if message != self._message:
             self._message = message
             for rule in list(self.settlers):
