@@ -626,7 +626,10 @@ async def test_a_message_that_reprices_both_sides_shows_no_phantom_arbitrage_or_
         move("pinnacle", 20, ML_HOME, "-150", "-160"),
         move("pinnacle", 20, ML_AWAY, "+130", "+110"),
         move("fanduel", 30, UNDER_220, "-120", "+110"),       # a real arbitrage
+        # two books reprice at the same instant: closed, with no other best price between
+        move("draftkings", 40, OVER_220, "+115", "-120"),
+        move("fanduel", 40, UNDER_220, "+110", "-120"),
     ])
-    assert [(e.type, e.data.get("status"), e.data.get("books")) for e in got] == [
-        ("rule.arbitrage", "open", ["draftkings", "fanduel"])]
-    assert got[0].time == at(30)
+    assert [(e.type, e.data.get("status"), e.data.get("books"), e.time) for e in got] == [
+        ("rule.arbitrage", "open", ["draftkings", "fanduel"], at(30)),
+        ("rule.arbitrage_closed", None, ["draftkings", "fanduel"], at(40))]
