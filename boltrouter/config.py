@@ -379,8 +379,8 @@ class Config:
         feeds = ", ".join(self.feeds) or "none"
         return (f"feeds: {feeds}; sinks: {len(self.sinks)} ({', '.join(self.sinks) or '-'}); "
                 f"rules: {len(self.rules)}; routes: {len(self.routes)}"
-                + ("; no API key: the built-in simulator will be used" if self.use_simulator
-                   else ""))
+                + ("; no API key: the built-in simulator will be used"
+                   if self.use_simulator and self.feeds else ""))
 
 
 def load_config(path: str | Path, pm: Any = None, environ: dict[str, str] | None = None,
@@ -426,6 +426,9 @@ def load_config(path: str | Path, pm: Any = None, environ: dict[str, str] | None
 
     # boltodds: api_key plus one section per feed type
     bo = data["boltodds"] or {}
+    # `odds: false` turns off a feed that runs by default
+    disabled = {k for k, section in bo.items() if section is False and k in feed_types}
+    bo = {k: section for k, section in bo.items() if k not in disabled}
     bo_schema: dict[str, Field] = {"api_key": Field(str, default="", secret=True)}
     for fname, cls in feed_types.items():
         bo_schema[fname] = Field(dict, schema=getattr(cls, "options_schema", None))
@@ -433,6 +436,9 @@ def load_config(path: str | Path, pm: Any = None, environ: dict[str, str] | None
     data["boltodds"] = bo
     for fname, cls in feed_types.items():
         section = bo.get(fname)
+        if fname in disabled:
+            bo[fname] = None
+            continue
         if section is None and getattr(cls, "enabled_by_default", False):
             section = v.validate_mapping({}, getattr(cls, "options_schema", None) or {},
                                          ("boltodds", fname))
