@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import click
 import orjson
+from click.core import ParameterSource
 
 from . import __version__
 from .config import Config, ConfigErrors, load_config, parse_duration
@@ -100,12 +102,21 @@ def cli(ctx: click.Context, plugins_dir: str | None, log_level: str, log_format:
 @click.option("--for", "duration", callback=_duration, metavar="DURATION",
               help="Stop after this long (30s, 10m), then drain and exit.")
 @click.option("--summary/--no-summary", default=None, help="Live one-line summary on stderr.")
-def run(config_path: str, duration: float | None, summary: bool | None) -> None:
+@click.pass_context
+def run(ctx: click.Context, config_path: str, duration: float | None,
+        summary: bool | None) -> None:
     """Connect to the feeds and route events until SIGINT/SIGTERM (or --for)."""
     from .app import App
 
     config = load_or_exit(config_path)
-    click.echo(f"boltrouter {__version__}: {config.summary()}", err=True)
+    root = ctx.find_root()
+    given = {name: root.get_parameter_source(name) is not ParameterSource.DEFAULT
+             for name in ("log_level", "log_format")}
+    if not all(given.values()):   # the config's `log:` section fills what the command line did not
+        setup_logging(ctx.obj["log_level"] if given["log_level"] else config.data["log"]["level"],
+                      ctx.obj["log_format"] if given["log_format"]
+                      else config.data["log"]["format"])
+    logging.getLogger("boltrouter").info("boltrouter %s: %s", __version__, config.summary())
     app = App(config)
     run_async(app.run(duration, summary))
 
