@@ -18,6 +18,7 @@ from helpers_ws import wait_until
 from boltrouter.app import App
 from boltrouter.config import load_config
 from boltrouter.events import Event
+from boltrouter.feeds.rest import RateLimiter
 
 KEY = "k3y-7f3a9c-odds-test"
 STAMP = "2025-07-23T19:45:03.048958+00:00"
@@ -86,14 +87,19 @@ def feed_config(tmp_path: Path, url: str, *, key: str = KEY,
 @contextlib.asynccontextmanager
 async def odds_client(tmp_path: Path, url: str, *, clock: Any = None, limiter: Any = None,
                       start: bool = True, quick_drop_delay: float = 0.05,
-                      **kwargs: Any) -> AsyncIterator[OddsClient]:
-    """An App (no sinks) with one OddsFeed connected to ``url``, as the daemon runs it."""
+                      simulator: Any = None, **kwargs: Any) -> AsyncIterator[OddsClient]:
+    """An App (no sinks) with one OddsFeed connected to ``url``, as the daemon runs it.
+
+    ``simulator``: the SimulatorServer the App should consider its own (as when no API
+    key is configured). REST requests of the feed are not rate-limited here."""
     config = feed_config(tmp_path, url, **kwargs)
     app = App(config)
     await app.start(feeds=False)
     cls, options = config.feeds["odds"]
     feed = cls("odds", dict(options), app)
     feed.quick_drop_delay = quick_drop_delay
+    feed.rest_limiter = RateLimiter(10_000, 10_000)
+    app.simulator = simulator
     if clock is not None:
         feed.clock = clock
     if limiter is not None:

@@ -4,6 +4,7 @@ protocol rules, its REST endpoints, and determinism for a seed."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 
 import httpx
@@ -165,6 +166,23 @@ async def test_changing_the_filters_on_a_live_connection_swaps_exactly_the_subsc
             assert removed == pairs(first)
             assert {(b, g) for b, g, _, _ in client.app.board.iter_lines()} == pairs(second)
             assert sim.connects == 1
+
+
+async def test_filter_values_the_simulator_does_not_know_are_warned_about(
+        tmp_path, quiet_sim, caplog):
+    caplog.set_level(logging.INFO, logger="boltrouter")
+    subscribe = {"sports": ["NBA", "Premier League"], "sportsbooks": ["draftkings"],
+                 "markets": ["Moneyline", "Run Line", "Moneyline (3-way)"]}
+    async with odds_client(tmp_path, quiet_sim.url_for("odds"), check_filters=True,
+                           subscribe=subscribe, simulator=quiet_sim) as client:
+        await wait_until(lambda: client.feed._check_task is not None
+                         and client.feed._check_task.done(), 10, "the filter check")
+        problems = client.feed._check_task.result()
+    assert len(problems) == 2
+    assert "'Premier League' is not a sport BoltOdds knows" in problems[0]
+    assert "'Moneyline (3-way)' is not a market BoltOdds knows" in problems[1]
+    assert "did you mean 'Moneyline'" in problems[1]
+    assert all(p in caplog.text for p in problems)
 
 
 async def test_a_sport_clear_is_one_event_and_unchanged_lines_come_back_silently(

@@ -14,13 +14,12 @@ import asyncio
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 from .. import hookimpl
 from ..board import ODDS_ACTIONS
 from ..config import Field, did_you_mean
 from ..secrets import redact
-from .ws import WebsocketFeed, describe, ws_options_schema
+from .rest import RateLimiter, RestClient, RestError
+from .ws import WebsocketFeed, ws_options_schema
 
 ODDS_URL = "wss://spro.agency/api"
 FILTER_KEYS = ("sports", "sportsbooks", "games", "markets")
@@ -51,7 +50,9 @@ class OddsFeed(WebsocketFeed):
     def __init__(self, name: str, options: dict[str, Any], app: Any) -> None:
         super().__init__(name, options, app)
         self._checked_filters: dict[str, Any] | None = None
-        self._check_task: asyncio.Task[None] | None = None
+        self._check_task: asyncio.Task[list[str]] | None = None
+        self.rest_limiter: RateLimiter | None = None
+        """Limiter of the filter check's requests; None = the process-wide one."""
 
     def filters(self) -> dict[str, list[str]]:
         sub = self.options.get("subscribe") or {}
@@ -87,7 +88,6 @@ class OddsFeed(WebsocketFeed):
     def _maybe_check_filters(self) -> None:
         filters = self.filters()
         if (not self.options.get("check_filters", True) or not filters
-                or getattr(self.app, "simulator", None) is not None
                 or filters == self._checked_filters
                 or (self._check_task is not None and not self._check_task.done())):
             return
@@ -95,29 +95,35 @@ class OddsFeed(WebsocketFeed):
         self._check_task = asyncio.create_task(self.check_filters(filters),
                                                name=f"feed:{self.name}:check-filters")
 
+    def rest_url(self) -> str:
+        """Where get_info, get_markets and get_games live for this socket."""
+        simulator = getattr(self.app, "simulator", None)
+        if simulator is not None:
+            return str(simulator.url_for("rest"))
+        return rest_base(self.url)
+
     async def check_filters(self, filters: dict[str, list[str]]) -> list[str]:
-        """Warn about (and return) filter values upstream does not know."""
-        base = rest_base(self.url)
-        key = self.app.api_key() or ""
+        """Warn about (and return) filter values upstream does not know.
+
+        The requests share the process-wide REST budget (12 a minute) with the
+        ``rest`` feed, so checking never gets the key rate-limited.
+        """
+        base = self.rest_url()
         known: dict[str, set[str]] = {}
         try:
-            async with httpx.AsyncClient(timeout=20) as client:
+            async with RestClient(base, self.app.api_key() or "", limiter=self.rest_limiter,
+                                  retries=2) as client:
                 if "sports" in filters or "sportsbooks" in filters:
-                    info = await _get_json(client, f"{base}/get_info", key)
-                    if isinstance(info, dict):
-                        known["sports"] = {str(s) for s in info.get("sports") or []}
-                        known["sportsbooks"] = {str(s) for s in info.get("sportsbooks") or []}
+                    info = await client.get_info()
+                    known["sports"] = {str(s) for s in info.get("sports") or []}
+                    known["sportsbooks"] = {str(s) for s in info.get("sportsbooks") or []}
                 if "markets" in filters:
-                    markets = await _get_json(client, f"{base}/get_markets", key)
-                    if isinstance(markets, dict):
-                        known["markets"] = _all_markets(markets)
+                    known["markets"] = _all_markets(await client.get_markets())
                 if "games" in filters:
-                    games = await _get_json(client, f"{base}/get_games", key)
-                    if isinstance(games, dict):
-                        known["games"] = {str(g) for g in games}
-        except (httpx.HTTPError, ValueError) as exc:
+                    known["games"] = {str(g) for g in await client.get_games()}
+        except RestError as exc:
             self.log.info("%s feed: could not check the subscribe filters against %s: %s",
-                          self.name, redact(base), describe(exc))
+                          self.name, redact(base), exc)
             return []
         problems = unknown_filter_values(filters, known)
         for problem in problems:
@@ -152,13 +158,6 @@ def _all_markets(doc: dict[str, Any]) -> set[str]:
         elif isinstance(per_sport, list):
             out.update(str(m) for m in per_sport)
     return out
-
-
-async def _get_json(client: httpx.AsyncClient, url: str, key: str) -> Any:
-    params = {"key": key} if key else None
-    response = await client.get(url, params=params)
-    response.raise_for_status()
-    return response.json()
 
 
 def rest_base(ws_url: str) -> str:

@@ -46,11 +46,15 @@ PARLAYS_PER_BOOK = 4
 
 class RateWindow:
     """Upstream's REST limit for one client address: ``per_minute`` in any 60 s,
-    at most ``burst`` back to back (a bucket of ``burst`` refilled at ``per_minute``)."""
+    at most ``burst`` back to back (a bucket of ``burst`` refilled at ``per_minute``).
 
-    def __init__(self, per_minute: int, burst: int) -> None:
+    ``slack`` seconds of network jitter are forgiven, so a client that paces its
+    requests exactly to the limit is never refused."""
+
+    def __init__(self, per_minute: int, burst: int, slack: float = 0.5) -> None:
         self.per_minute = max(1, per_minute)
         self.burst = max(1, burst)
+        self.slack = slack
         self.tokens = float(self.burst)
         self.stamp = time.monotonic()
         self.recent: collections.deque[float] = collections.deque()
@@ -61,14 +65,14 @@ class RateWindow:
         self.tokens = min(float(self.burst),
                           self.tokens + (now - self.stamp) * self.per_minute / 60.0)
         self.stamp = now
-        while self.recent and now - self.recent[0] >= 60.0:
+        while self.recent and now - self.recent[0] >= 60.0 - self.slack:
             self.recent.popleft()
-        wait = 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) * 60.0 / self.per_minute
+        wait = max(0.0, (1.0 - self.tokens) * 60.0 / self.per_minute - self.slack)
         if len(self.recent) >= self.per_minute:
-            wait = max(wait, self.recent[0] + 60.0 - now)
+            wait = max(wait, self.recent[0] + 60.0 - self.slack - now)
         if wait > 0:
             return wait
-        self.tokens -= 1.0
+        self.tokens = max(0.0, self.tokens - 1.0)
         self.recent.append(now)
         return 0.0
 
