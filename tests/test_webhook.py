@@ -7,9 +7,11 @@ import asyncio
 import base64
 import logging
 import socket
+import sqlite3
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 from helpers_http import Receiver, Reply
 from helpers_sinks import boltrouter, score_event, start_app, wait_until, write_config
@@ -202,3 +204,278 @@ async def test_attempts_and_age_are_bounded(tmp_path, rx) -> None:
     await app.stop()
     [dead] = dead_letters(aged)
     assert dead.reason.startswith("expired") and dead.last_status == 503
+
+
+def body_ids(req) -> list[str]:
+    doc = req.json()
+    return [item["id"] for item in doc] if isinstance(doc, list) else [doc["id"]]
+
+
+async def test_ordered_delivery_waits_for_a_failing_head(tmp_path, rx) -> None:
+    rx.script(500, 500, 500)
+    app = await hook_app(tmp_path, rx.url, ", ordered: true")
+    sent = events(5)
+    await app.publish_many(sent)
+    await wait_until(lambda: len(rx.ok()) == 5, what="five deliveries")
+    await app.stop()
+    head = sent[0].id
+    assert [body_ids(r)[0] for r in rx.requests] == [head] * 4 + [e.id for e in sent[1:]]
+
+
+async def test_unordered_a_failing_event_never_blocks_later_ones(tmp_path, rx) -> None:
+    sent = events(6)
+    poison = sent[0].id
+    refusing = {"on": True}
+    rx.handler = lambda req: 503 if refusing["on"] and body_ids(req) == [poison] else None
+    app = await hook_app(tmp_path, rx.url, ", concurrency: 2, max_attempts: 1000")
+    await app.publish_many(sent)
+    await wait_until(lambda: rx.ids() == {e.id for e in sent[1:]}, what="the later events")
+    await wait_until(lambda: sink_stats(app)["outbox"] == 1, what="only the first event left")
+    assert poison not in rx.ids()
+    refusing["on"] = False
+    await wait_until(lambda: poison in rx.ids(), what="the first event once accepted")
+    await app.stop()
+
+
+async def test_batches_are_json_arrays_of_at_most_max_events(tmp_path, rx) -> None:
+    app = await hook_app(tmp_path, rx.url,
+                         f", secret: {WHSEC}, batch: {{max_events: 5, max_wait: 50ms}}")
+    sent = events(12)
+    await app.publish_many(sent)
+    await wait_until(lambda: len(rx.event_ids()) == 12, what="every event in some batch")
+    await app.stop()
+    assert sorted(rx.event_ids()) == sorted(e.id for e in sent)
+    verifier = Webhook(WHSEC)
+    sizes = []
+    for req in rx.ok():
+        doc = verifier.verify(req.body, req.headers)
+        assert isinstance(doc, list) and 1 <= len(doc) <= 5
+        assert req.headers["webhook-id"].startswith("batch_")
+        sizes.append(len(doc))
+    assert max(sizes) == 5
+
+
+async def test_a_rate_limit_spaces_requests_and_drops_nothing(tmp_path, rx) -> None:
+    app = await hook_app(tmp_path, rx.url, ", rate_limit: {count: 2, per: 1s}")
+    sent = events(5)
+    published = time.monotonic()
+    await app.publish_many(sent)
+    await wait_until(lambda: len(rx.ok()) == 5, what="five deliveries")
+    await app.stop()
+    assert rx.ids() == {e.id for e in sent}
+    # two at once, then one every half second: the fifth cannot come before 1.5 s
+    assert max(r.at for r in rx.requests) - published >= 1.5
+
+
+@pytest.mark.parametrize("policy", ["reject_new", "drop_oldest"])
+async def test_a_full_outbox_follows_its_policy(tmp_path, caplog, policy: str) -> None:
+    port = free_port()
+    app = await hook_app(tmp_path, f"http://127.0.0.1:{port}", ", max_attempts: 1000, "
+                         f"outbox: {{max_events: 5, when_full: {policy}}}")
+    sent = events(8)
+    with caplog.at_level(logging.WARNING):
+        await app.publish_many(sent)
+    assert sink_stats(app)["outbox"] == 5
+    assert "the outbox is full" in caplog.text
+    kept = sent[:5] if policy == "reject_new" else sent[3:]
+    counter = "rejected_total" if policy == "reject_new" else "dropped_total"
+    assert sink_stats(app)[counter] == 3
+    with Receiver().start(port) as rx:
+        await wait_until(lambda: sink_stats(app)["outbox"] == 0, what="the outbox emptied")
+        await app.stop()
+    assert set(rx.event_ids()) == {e.id for e in kept}
+
+
+async def test_url_headers_and_body_are_templates_and_a_route_payload_wins(tmp_path, rx) -> None:
+    config = f"""
+sinks:
+  hook:
+    type: webhook
+    url: "{rx.url}/{{{{ sport }}}}/{{{{ universal_id }}}}"
+    headers: {{x-game: "{{{{ game }}}}", x-source: boltrouter}}
+    body: '{{"text": "{{{{ game }}}}: {{{{ data.home_score }}}}-{{{{ data.away_score }}}}"}}'
+routes:
+  - {{name: plain, when: {{universal_id: g0}}, to: hook}}
+  - name: custom
+    when: {{universal_id: g1}}
+    to: [{{sink: hook, payload: '{{"score": {{{{ data.home_score }}}}}}'}}]
+"""
+    app = await start_app(write_config(tmp_path, config))
+    await app.publish_many(events(2))
+    await wait_until(lambda: len(rx.ok()) == 2, what="two deliveries")
+    await app.stop()
+    by_path = {r.path: r for r in rx.ok()}
+    assert set(by_path) == {"/NFL/g0", "/NFL/g1"}
+    assert by_path["/NFL/g0"].json() == {"text": "Game g0: 0-0"}
+    assert by_path["/NFL/g1"].json() == {"score": 1}
+    assert by_path["/NFL/g0"].headers["x-game"] == "Game g0"
+    assert by_path["/NFL/g1"].headers["x-source"] == "boltrouter"
+
+
+async def test_a_hung_receiver_does_not_slow_the_sqlite_sink(tmp_path, rx) -> None:
+    rx.default = Reply(hang=True)
+    config = f"""
+shutdown_grace: 200ms
+sinks:
+  hook: {{type: webhook, url: "{rx.url}", timeout: 1h}}
+  archive: {{type: sqlite, path: archive.db, flush_interval: 50ms}}
+routes:
+  - {{name: all, when: {{type: "*"}}, to: [hook, archive]}}
+"""
+    app = await start_app(write_config(tmp_path, config))
+    sent = events(300)
+    await app.publish_many(sent)
+
+    def archived() -> int:
+        conn = sqlite3.connect(tmp_path / "archive.db")
+        try:
+            return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        finally:
+            conn.close()
+
+    await wait_until(lambda: archived() == 300, what="every event in SQLite")
+    assert sink_stats(app)["outbox"] == 300
+    assert rx.ok() == []
+    await app.stop()
+    with Outbox(tmp_path / "webhook-hook.db", "hook") as outbox:
+        outbox.open()
+        assert outbox.count() == 300      # still queued for the next start
+
+
+async def cli(*args: str) -> tuple[int, str]:
+    result = await asyncio.to_thread(boltrouter, "deadletters", *args)
+    return result.returncode, result.stdout + result.stderr
+
+
+async def test_deadletters_list_show_retry_and_purge(tmp_path, rx) -> None:
+    accepting = {"on": False}
+    rx.handler = lambda req: None if accepting["on"] else Reply(400, b'{"error": "bad team"}')
+    cfg = write_config(tmp_path, hook_config(rx.url))
+    app = await start_app(cfg)
+    first, second = events(2)
+    await app.publish_many([first, second])
+    await wait_until(lambda: sink_stats(app)["dead_letters"] == 2, what="two dead letters")
+
+    code, out = await cli("list", "--config", str(cfg))
+    assert code == 0, out
+    assert first.id in out and second.id in out and "400" in out and "score.changed" in out
+    code, out = await cli("list", "--config", str(cfg), "--json")
+    listed = orjson.loads(out)
+    assert [(d["sink"], d["event_id"], d["last_status"]) for d in listed] == [
+        ("hook", first.id, 400), ("hook", second.id, 400)]
+    assert listed[0]["response"] == '{"error": "bad team"}'
+    ids = {d["event_id"]: d["id"] for d in listed}
+
+    code, out = await cli("show", "--config", str(cfg), str(ids[first.id]))
+    assert code == 0, out
+    assert "last status:   400" in out and '{"error": "bad team"}' in out
+    assert f'"id": "{first.id}"' in out
+
+    accepting["on"] = True
+    code, out = await cli("retry", "--config", str(cfg), str(ids[first.id]))
+    assert code == 0 and "a running boltrouter delivers them now" in out, out
+    await wait_until(lambda: first.id in rx.ids(), what="the retried dead letter delivered")
+    await wait_until(lambda: sink_stats(app)["dead_letters"] == 1, what="one dead letter left")
+
+    code, out = await cli("purge", "--config", str(cfg), "--all")
+    assert code == 0 and "deleted 1 dead letter(s)" in out, out
+    code, out = await cli("list", "--config", str(cfg))
+    assert out.strip() == "no dead letters"
+    await app.stop()
+    assert second.id not in rx.ids()
+
+
+async def test_deadletters_retry_without_a_daemon_is_delivered_on_the_next_start(tmp_path,
+                                                                                 rx) -> None:
+    rx.script(Reply(422, b"unknown field"))
+    cfg = write_config(tmp_path, hook_config(rx.url))
+    app = await start_app(cfg)
+    event = events(1)[0]
+    await app.publish(event)
+    await wait_until(lambda: sink_stats(app)["dead_letters"] == 1, what="a dead letter")
+    await app.stop()
+
+    code, out = await cli("retry", "--config", str(cfg), "--all")
+    assert code == 0, out
+    assert "the next `boltrouter run` delivers them" in out
+    app = await start_app(cfg)
+    await wait_until(lambda: event.id in rx.ids(), what="delivery after the restart")
+    await app.stop()
+    assert dead_letters(tmp_path) == []
+
+
+async def test_deadletters_commands_explain_wrong_input(tmp_path, rx) -> None:
+    cfg = write_config(tmp_path, hook_config(rx.url).replace(
+        "routes:", f"  other: {{type: webhook, url: '{rx.url}'}}\nroutes:"))
+    code, out = await cli("list", "--config", str(cfg), "--sink", "hok")
+    assert code == 1 and "no webhook sink 'hok'; did you mean 'hook'?" in out
+    code, out = await cli("show", "--config", str(cfg), "1")
+    assert code == 1 and "add --sink (valid: hook, other)" in out
+    code, out = await cli("retry", "--config", str(cfg), "--sink", "hook")
+    assert code == 2 and "give the ids to retry or --all" in out
+    app = await start_app(cfg)
+    await app.stop()
+    code, out = await cli("purge", "--config", str(cfg), "--sink", "hook", "7")
+    assert code == 1 and "sink 'hook' has no dead letter 7; nothing was changed" in out
+
+
+async def test_secrets_never_reach_logs_or_deadletters_output(tmp_path, rx, caplog) -> None:
+    token = "tok-9f8e7d6c5b4a"
+    rx.handler = lambda req: Reply(401, f"bad credentials {req.headers['authorization']}"
+                                   .encode())
+    cfg = write_config(tmp_path, hook_config(
+        rx.url, f", secret: {WHSEC}, headers: {{authorization: 'Bearer {token}'}}"))
+    with caplog.at_level(logging.DEBUG):
+        app = await start_app(cfg)
+        await app.publish(events(1)[0])
+        await wait_until(lambda: sink_stats(app)["dead_letters"] == 1, what="a dead letter")
+        await app.stop()
+    assert rx.requests[0].headers["authorization"] == f"Bearer {token}"
+    outputs = [caplog.text, dead_letters(tmp_path)[0].response or ""]
+    for args in (["list"], ["list", "--json"], ["show", "1"], ["show", "1", "--json"]):
+        code, out = await cli(*args, "--config", str(cfg))
+        assert code == 0, out
+        outputs.append(out)
+    assert "bad credentials ***" in outputs[1]
+    for text in outputs:
+        assert token not in text and WHSEC not in text
+
+
+async def test_a_corrupt_outbox_is_moved_aside_and_delivery_goes_on(tmp_path, rx, caplog) -> None:
+    (tmp_path / "webhook-hook.db").write_bytes(b"this is not a database" * 100)
+    cfg = write_config(tmp_path, hook_config(rx.url))
+    with caplog.at_level(logging.ERROR):
+        app = await start_app(cfg)
+    aside = list(tmp_path.glob("webhook-hook.db.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not a database")
+    assert f"moved it aside to {aside[0]}" in caplog.text
+    event = events(1)[0]
+    await app.publish(event)
+    await wait_until(lambda: event.id in rx.ids(), what="delivery from the fresh outbox")
+    await app.stop()
+    app = await start_app(cfg)                  # and the next start is an ordinary one
+    await app.stop()
+    assert len(list(tmp_path.glob("webhook-hook.db.corrupt-*"))) == 1
+
+
+async def test_a_torn_last_write_loses_only_that_write(tmp_path, rx) -> None:
+    live, crashed = tmp_path / "live", tmp_path / "crashed"
+    live.mkdir()
+    crashed.mkdir()
+    sent = events(5)
+    outbox = Outbox(live / "webhook-hook.db", "hook")
+    outbox.open()
+    for event in sent:
+        outbox.add([(event.id, event.to_json(), None, None)])
+    for suffix in ("", "-wal"):        # the files as a crash leaves them: nothing checkpointed
+        (crashed / f"webhook-hook.db{suffix}").write_bytes(
+            (live / f"webhook-hook.db{suffix}").read_bytes())
+    outbox.close()
+    wal = crashed / "webhook-hook.db-wal"
+    wal.write_bytes(wal.read_bytes()[:-100])     # the last commit only half on disk
+
+    app = await hook_app(crashed, rx.url)
+    await wait_until(lambda: len(rx.ok()) == 4, what="the four complete events")
+    await app.stop()
+    assert sorted(rx.event_ids()) == sorted(e.id for e in sent[:4])
+    assert not list(crashed.glob("*.corrupt-*"))
