@@ -87,33 +87,34 @@ class FairOdds(MarketRule):
                 continue
             self._market(gb, market, item.now, gb.state(self.slot, dict), item.source, out)
 
-    def _fresh(self, price: Price | None, now: float) -> bool:
-        return price is not None and now - price.t <= self.max_age
+    def _devig(self, probs: list[float]) -> list[float]:
+        if self.devig == "multiplicative":
+            total = sum(probs)
+            return [p / total for p in probs]
+        return no_vig(probs, self.devig)
 
     def _fair(self, market: Market, names: list[str],
               now: float) -> tuple[list[float], list[Price]] | None:
         """Fair probability per side and the prices it came from."""
         sides = [market.sides[n].prices for n in names]
         if self.sharp is not None:
-            prices = [s.get(self.sharp) for s in sides]
-            if not all(self._fresh(p, now) for p in prices):
-                return None
-            used = [p for p in prices if p is not None]
-            return no_vig([p.prob for p in used], self.devig), used
-        books = {b for s in sides for b in s if self.sportsbooks(b)}
+            books, needed = [self.sharp], 1
+        else:
+            books = sorted({b for s in sides for b in s if self.sportsbooks(b)})
+            needed = self.min_books
         totals = [0.0] * len(names)
-        used = []
+        used: list[Price] = []
         count = 0
-        for book in sorted(books):
+        for book in books:
             prices = [s.get(book) for s in sides]
-            if not all(self._fresh(p, now) for p in prices):
+            if any(p is None or now - p.t > self.max_age for p in prices):
                 continue
             got = [p for p in prices if p is not None]
-            for i, fair in enumerate(no_vig([p.prob for p in got], self.devig)):
+            for i, fair in enumerate(self._devig([p.prob for p in got])):
                 totals[i] += fair
             used.extend(got)
             count += 1
-        if count < self.min_books:
+        if count < needed:
             return None
         total = sum(totals)
         return [t / total for t in totals], used
@@ -125,21 +126,22 @@ class FairOdds(MarketRule):
         if found is None:
             return
         fair, used = found
-        sources = sorted({p.book for p in used})
         for name, fair_prob in zip(names, fair):
             side = market.sides[name]
+            needed = (1.0 + self.min_edge) / fair_prob   # the lowest decimal price with an edge
             for book, price in side.prices.items():
-                if price is None or book == self.sharp or not self.sportsbooks(book) \
-                        or now - price.t > self.max_age:
+                if price is None or book == self.sharp or now - price.t > self.max_age \
+                        or not self.sportsbooks(book):
                     continue
-                edge = expected_value(price.decimal, fair_prob)
                 key = (market.key, name, book)
-                if edge < self.min_edge:
-                    above.pop(key, None)
+                if price.decimal < needed:
+                    if above:
+                        above.pop(key, None)
                     continue
                 if above.get(key):
                     continue
                 above[key] = True
+                edge = expected_value(price.decimal, fair_prob)
                 data = side_fields(side, price.outcome)
                 data.update({
                     "odds": price.odds, "decimal": rounded(price.decimal, 4),
@@ -148,8 +150,8 @@ class FairOdds(MarketRule):
                     "fair_odds": format_american(prob_to_american(fair_prob)),
                     "edge": rounded(edge), "edge_pct": round(edge * 100, 4),
                     "kelly": rounded(kelly(price.decimal, fair_prob)),
-                    "method": self.method, "devig": self.devig, "sources": sources,
-                    "link": price.link,
+                    "method": self.method, "devig": self.devig,
+                    "sources": sorted({p.book for p in used}), "link": price.link,
                     "data_age": age(now, price, *used),
                 })
                 out.append(self.emit(FAIR_ODDS_EDGE, event, gb, data, sportsbook=book))
