@@ -78,11 +78,11 @@ def test_a_price_reads_the_same_with_and_without_its_plus_sign(american: int) ->
     assert odds_to_decimal(f"+{american}") == odds_to_decimal(american)
 
 
-@given(any_american, any_american)
-def test_a_higher_american_price_pays_more_and_is_less_likely(a: float, b: float) -> None:
+@given(whole_american, whole_american)
+def test_a_higher_american_price_pays_more_and_is_less_likely(a: int, b: int) -> None:
     assume(a != b)
     low, high = sorted((a, b))
-    assume(not (low == -100.0 and high == 100.0))
+    assume(not (low == -100 and high == 100))
     assert american_to_decimal(high) > american_to_decimal(low)
     assert american_to_prob(high) < american_to_prob(low)
 

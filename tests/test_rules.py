@@ -510,44 +510,7 @@ def test_the_least_recently_updated_games_go_first_when_the_book_is_full() -> No
     assert (book.lines, len(book.by_uid), len(book.by_book["draftkings"])) == (3, 3, 3)
 
 
-# --- a rule plugin -----------------------------------------------------------------------
-
-async def test_the_example_rule_plugin_loads_from_plugins_dir_and_its_events_are_routed(
-        tmp_path: Path) -> None:
-    recording = write_jsonl(tmp_path / "lines.jsonl", [
-        added("draftkings", 0, {ML_HOME: "+105", ML_AWAY: "-125"}),
-        move("draftkings", 10, ML_HOME, "+105", "+100"),       # still not the favourite
-        move("draftkings", 20, ML_HOME, "+100", "-110"),       # now it is
-        move("draftkings", 30, ML_AWAY, "-125", "-105"),       # a favourite still
-        move("draftkings", 40, ML_AWAY, "-105", "+100"),       # even money: an underdog now
-    ])
-    cfg = write_config(tmp_path, """
-sinks:
-  archive: {type: sqlite, path: archive.db, flush_interval: 50ms}
-rules:
-  flips: {type: underdog_alert}
-routes:
-  - {name: flips, when: {type: rule.underdog_alert}, to: archive}
-""")
-    result = boltrouter("replay", "--config", str(cfg), str(recording))
-    assert result.returncode == 0, result.stderr
-    conn = sqlite3.connect(tmp_path / "archive.db")
-    try:
-        rows = conn.execute("SELECT type, feed, sportsbook, game, data FROM events "
-                            "ORDER BY time").fetchall()
-    finally:
-        conn.close()
-    assert [(t, f, b, g, orjson.loads(d)) for t, f, b, g, d in rows] == [
-        ("rule.underdog_alert", "flips", "draftkings", GAME, {
-            **fields(ML_HOME), "old_odds": "+100", "new_odds": "-110", "old_prob": 0.5,
-            "new_prob": 0.52381, "direction": "favourite", "link": link("draftkings", ML_HOME)}),
-        ("rule.underdog_alert", "flips", "draftkings", GAME, {
-            **fields(ML_AWAY), "old_odds": "-105", "new_odds": "+100", "old_prob": 0.512195,
-            "new_prob": 0.5, "direction": "underdog", "link": link("draftkings", ML_AWAY)}),
-    ]
-    listed = boltrouter("plugins", "--config", str(cfg))
-    assert "underdog_alert" in listed.stdout, listed.stdout + listed.stderr
-
+# --- markets and messages ---------------------------------------------------------------
 
 async def test_a_three_way_market_is_an_arbitrage_only_with_the_draw_covered(
         tmp_path: Path) -> None:
@@ -633,3 +596,42 @@ async def test_a_message_that_reprices_both_sides_shows_no_phantom_arbitrage_or_
     assert [(e.type, e.data.get("status"), e.data.get("books"), e.time) for e in got] == [
         ("rule.arbitrage", "open", ["draftkings", "fanduel"], at(30)),
         ("rule.arbitrage_closed", None, ["draftkings", "fanduel"], at(40))]
+
+
+# --- a rule plugin -----------------------------------------------------------------------
+
+async def test_the_example_rule_plugin_loads_from_plugins_dir_and_its_events_are_routed(
+        tmp_path: Path) -> None:
+    recording = write_jsonl(tmp_path / "lines.jsonl", [
+        added("draftkings", 0, {ML_HOME: "+105", ML_AWAY: "-125"}),
+        move("draftkings", 10, ML_HOME, "+105", "+100"),       # still not the favourite
+        move("draftkings", 20, ML_HOME, "+100", "-110"),       # now it is
+        move("draftkings", 30, ML_AWAY, "-125", "-105"),       # a favourite still
+        move("draftkings", 40, ML_AWAY, "-105", "+100"),       # even money: an underdog now
+    ])
+    cfg = write_config(tmp_path, """
+sinks:
+  archive: {type: sqlite, path: archive.db, flush_interval: 50ms}
+rules:
+  flips: {type: underdog_alert}
+routes:
+  - {name: flips, when: {type: rule.underdog_alert}, to: archive}
+""")
+    result = boltrouter("replay", "--config", str(cfg), str(recording))
+    assert result.returncode == 0, result.stderr
+    conn = sqlite3.connect(tmp_path / "archive.db")
+    try:
+        rows = conn.execute("SELECT type, feed, sportsbook, game, data FROM events "
+                            "ORDER BY time").fetchall()
+    finally:
+        conn.close()
+    assert [(t, f, b, g, orjson.loads(d)) for t, f, b, g, d in rows] == [
+        ("rule.underdog_alert", "flips", "draftkings", GAME, {
+            **fields(ML_HOME), "old_odds": "+100", "new_odds": "-110", "old_prob": 0.5,
+            "new_prob": 0.52381, "direction": "favourite", "link": link("draftkings", ML_HOME)}),
+        ("rule.underdog_alert", "flips", "draftkings", GAME, {
+            **fields(ML_AWAY), "old_odds": "-105", "new_odds": "+100", "old_prob": 0.512195,
+            "new_prob": 0.5, "direction": "underdog", "link": link("draftkings", ML_AWAY)}),
+    ]
+    listed = boltrouter("plugins", "--config", str(cfg))
+    assert "underdog_alert" in listed.stdout, listed.stdout + listed.stderr
