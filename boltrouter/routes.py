@@ -712,34 +712,40 @@ def _order(route: Route) -> int:
     return route.index
 
 
-def _bucket(routes: list[Route]) -> _Bucket:
-    if len(routes) < _MIN_INDEXED:
-        return _Bucket(None, {}, routes)
-    coverage: dict[str, int] = {}
-    for route in routes:
-        for cond in route.static:
-            if cond.path != "type" and cond.matcher.regex is None:
-                coverage[cond.path] = coverage.get(cond.path, 0) + 1
-    if not coverage:
-        return _Bucket(None, {}, routes)
-
-    def rank(path: str) -> tuple[int, int]:
-        pref = _INDEX_PREFERENCE.index(path) if path in _INDEX_PREFERENCE else 99
-        return (-coverage[path], pref)
-
-    best = min(coverage, key=rank)
-    if coverage[best] < 2:
-        return _Bucket(None, {}, routes)
+def _index_on(routes: list[Route], path: str) -> tuple[dict[Any, list[Route]], list[Route]]:
+    """Routes by each exact value they require for ``path``, and the routes that do not."""
     by_value: dict[Any, list[Route]] = {}
     rest = []
     for route in routes:
-        values = route.exact(best)
+        values = route.exact(path)
         if values is None:
             rest.append(route)
             continue
         for value in values:
             by_value.setdefault(value, []).append(route)
-    return _Bucket(getter(best), by_value, rest)
+    return by_value, rest
+
+
+def _bucket(routes: list[Route]) -> _Bucket:
+    """Index ``routes`` on the field that leaves the fewest candidates per event: the
+    routes without an exact value for it, plus the average number sharing a value."""
+    if len(routes) < _MIN_INDEXED:
+        return _Bucket(None, {}, routes)
+    paths = {cond.path for route in routes for cond in route.static
+             if cond.path != "type" and cond.matcher.regex is None}
+    best: tuple[float, int, str, dict[Any, list[Route]], list[Route]] | None = None
+    for path in paths:
+        by_value, rest = _index_on(routes, path)
+        if len(by_value) < 2 and not rest:
+            continue
+        cost = len(rest) + sum(map(len, by_value.values())) / max(len(by_value), 1)
+        pref = _INDEX_PREFERENCE.index(path) if path in _INDEX_PREFERENCE else 99
+        if best is None or (cost, pref) < best[:2]:
+            best = (cost, pref, path, by_value, rest)
+    if best is None or best[0] >= len(routes) * 0.75:  # not worth a lookup
+        return _Bucket(None, {}, routes)
+    _, _, path, by_value, rest = best
+    return _Bucket(getter(path), by_value, rest)
 
 
 class RouteTable:
@@ -748,29 +754,34 @@ class RouteTable:
     def __init__(self, routes: list[Route], metrics: Metrics) -> None:
         self.routes = routes
         self.metrics = metrics
+        self._matched = metrics.counters["route_matched"]
+        """The ``route_matched`` counters, keyed by each route's label (the hot path)."""
+        self._label = {id(r): (("route", r.name),) for r in routes}
         by_type: dict[Any, list[Route]] = {}
-        self._any: list[Route] = []
+        any_type: list[Route] = []
         for route in routes:
             if not route.enabled:
                 continue
             types = route.exact("type")
             if types is None:
-                self._any.append(route)
+                any_type.append(route)
             else:
                 for t in types:
                     by_type.setdefault(t, []).append(route)
         self._buckets = {t: _bucket(rs) for t, rs in by_type.items()}
+        self._any = _bucket(any_type)
+        """Routes with a type glob (or no type), indexed by their next best field."""
         self._empty = _Bucket(None, {}, [])
 
     def candidates(self, event: Event) -> list[Route]:
         """The routes that may match ``event`` (in config order), found through the index."""
-        bucket = self._buckets.get(event.type, self._empty)
-        found = bucket.candidates(event)
-        if not self._any:
+        found = self._buckets.get(event.type, self._empty).candidates(event)
+        more = self._any.candidates(event)
+        if not more:
             return found
         if not found:
-            return self._any
-        return sorted(found + self._any, key=_order)
+            return more
+        return sorted(found + more, key=_order)
 
     def match(self, event: Event) -> list[tuple[str, Delivery]]:
         """Where ``event`` goes: ``[(sink name, Delivery)]`` over every route that fires."""
@@ -800,7 +811,7 @@ class RouteTable:
                 continue
             if route.limited and now is not None:
                 route.fired(event, now)
-            self.metrics.inc("route_matched", route=route.name)
+            self._matched[self._label[id(route)]] += 1
             out.extend(deliveries)
         return out
 
