@@ -399,6 +399,19 @@ def test_a_thousand_routes_on_different_games_each_reach_only_their_game() -> No
     assert fired(t, ev("score.changed", game="Game 737")) == []
 
 
+def test_routes_with_type_globs_are_indexed_on_their_most_selective_field() -> None:
+    # every route names a book too, but the game is what tells them apart
+    items = "\n".join(
+        f"  - {{name: g{i}, when: {{type: 'odds.line_*', game: 'Game {i}', "
+        f"sportsbook: [draftkings, fanduel]}}, to: ha}}" for i in range(1000))
+    t = table("routes:\n" + items + "\n  - {name: nba, when: {type: 'odds.*', sport: NBA, "
+              "sportsbook: fanduel}, to: archive}\n")
+    event = ev(game="Game 12", sportsbook="fanduel")
+    assert [r.name for r in t.candidates(event)] == ["g12", "nba"]
+    assert fired(t, event) == ["g12", "nba"]
+    assert fired(t, ev(game="Game 12", sportsbook="betmgm")) == []
+
+
 def test_routes_on_several_games_and_a_glob_keep_config_order() -> None:
     t = table("""
 routes:
