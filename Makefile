@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench venv mosquitto clean lint
+.PHONY: demo test bench venv mosquitto browser clean lint
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,7 +23,14 @@ mosquitto:
 	    (apt-get install -y -qq mosquitto >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq mosquitto)); \
 	  else echo "mosquitto is missing: sudo apt-get install mosquitto (MQTT tests will be skipped)"; fi; }
 
-test: $(STAMP) mosquitto
+browser:
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing the Debian packages chromium and chromium-driver (needed by the status page test)"; \
+	    (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)); \
+	  else echo "chromium is missing: sudo apt-get install chromium chromium-driver (the status page test will be skipped)"; fi; }
+
+test: $(STAMP) mosquitto browser
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP) mosquitto

@@ -243,42 +243,36 @@ def update_gauges(app: Any) -> None:
 
 def board_rows(app: Any, limit: int = 60) -> list[dict[str, Any]]:
     """The live board: tracked games with score, status and best moneyline odds."""
-    rows = []
-    with contextlib.suppress(Exception):
-        for gs in app.scoreboard.games():
-            rows.append({"universal_id": gs.universal_id, "game": gs.name, "sport": gs.sport,
-                         "home": gs.home, "away": gs.away, "status": gs.status,
-                         "home_score": gs.home_score, "away_score": gs.away_score,
-                         "period": gs.period, "clock": gs.clock, "start": gs.start,
-                         "best": best_moneyline(app, gs)})
+    rows = [{"universal_id": gs.universal_id, "game": gs.name, "sport": gs.sport,
+             "home": gs.home, "away": gs.away, "status": gs.status,
+             "home_score": gs.home_score, "away_score": gs.away_score,
+             "period": gs.period, "clock": gs.clock, "start": gs.start,
+             "best": best_moneyline(app, gs)}
+            for gs in app.scoreboard.games()]
     order = {"live": 0, "scheduled": 1, "final": 2}
     rows.sort(key=lambda r: (order.get(r["status"], 3), r.get("start") or ""))
     return rows[:limit]
 
 
-def best_moneyline(app: Any, gs: Any) -> dict[str, Any]:
-    from .odds import american_to_decimal
+def best_moneyline(app: Any, gs: Any) -> dict[str, dict[str, Any]]:
+    """{team: {odds, decimal, book}}: the best moneyline price of each side across books."""
+    from .odds import odds_to_decimal
 
-    best: dict[str, Any] = {}
+    best: dict[str, dict[str, Any]] = {}
     names = {gs.name}
-    ref = None
-    with contextlib.suppress(Exception):
-        ref = app.catalogue.games.get(gs.universal_id)
+    ref = app.catalogue.games.get(gs.universal_id)
     if ref is not None:
         names.add(ref.name)
-    for name in names:
-        if not name:
-            continue
-        for book, lines in (app.board.game_lines(name) or {}).items():
+    for name in filter(None, names):
+        for book, lines in app.board.game_lines(name).items():
             for line in lines.values():
-                get = line.get if isinstance(line, dict) else (lambda k, _l=line: getattr(_l, k, None))
-                if get("market") != "Moneyline":
+                if line.get("market") != "Moneyline":
                     continue
-                odds = get("odds")
-                dec = american_to_decimal(odds) if odds else None
-                target = get("target")
-                if dec and (target not in best or dec > best[target]["decimal"]):
-                    best[target] = {"odds": odds, "decimal": round(dec, 3), "book": book}
+                decimal = odds_to_decimal(line.get("odds"))
+                target = line.get("target")
+                if decimal and (target not in best or decimal > best[target]["decimal"]):
+                    best[target] = {"odds": line["odds"], "decimal": round(decimal, 3),
+                                    "book": book}
     return best
 
 
