@@ -123,15 +123,17 @@ async def test_a_receiver_failing_for_a_while_then_recovering_gets_every_event(t
     assert {verifier.verify(r.body, r.headers)["id"] for r in rx.ok()} == {e.id for e in sent}
 
 
-async def test_retry_after_of_a_429_is_honoured(tmp_path, rx) -> None:
+async def test_retry_after_of_a_429_pauses_the_whole_sink(tmp_path, rx) -> None:
     rx.script(Reply(429, b"slow down", headers={"retry-after": "1"}))
-    app = await hook_app(tmp_path, rx.url)
-    await app.publish(events(1)[0])
-    await wait_until(lambda: rx.ok(), what="the retried delivery")
+    app = await hook_app(tmp_path, rx.url, ", concurrency: 1")
+    sent = events(3)
+    await app.publish_many(sent)
+    await wait_until(lambda: len(rx.ok()) == 3, what="every event after the pause")
     await app.stop()
-    first, second = rx.requests[:2]
-    assert first.status == 429 and second.status == 200
-    assert second.at - first.at >= 1.0
+    first, *rest = rx.requests
+    assert first.status == 429 and [r.status for r in rest] == [200, 200, 200]
+    assert all(r.at - first.at >= 1.0 for r in rest)
+    assert rx.ids() == {e.id for e in sent}
 
 
 @pytest.mark.parametrize("status", [408, 500, 502, 503, 504])

@@ -7,8 +7,8 @@ reuse, HTTP/2 where the server offers it), at most ``concurrency`` requests at
 a time and no faster than ``rate_limit``, and deletes a row only after a 2xx.
 
 - 408, 429, 5xx, timeouts and connection errors are retried with exponential
-  backoff and full jitter (``Retry-After`` is honoured) until ``max_attempts``
-  or ``max_age``; anything else is permanent. Permanent failures go to the
+  backoff and full jitter until ``max_attempts`` or ``max_age``; anything else is
+  permanent. A ``Retry-After`` answer pauses the whole sink for that long. Permanent failures go to the
   dead letters (``boltrouter deadletters``).
 - ``ordered: true`` sends one request at a time in acceptance order and a
   failing head waits; otherwise a failing event never holds back later ones.
@@ -344,6 +344,7 @@ class WebhookSink(Sink):
         self._last_poll = 0.0
         self._warned_full = 0.0
         self._failures_in_a_row = 0
+        self._pause_until = 0.0
         self.delivered_total = 0
         self.dead_total = 0
         self.retries_total = 0
@@ -570,6 +571,10 @@ class WebhookSink(Sink):
             if not self._due:
                 await self._idle(self._next_wait())
                 continue
+            pause = self._paused()
+            if pause > 0:
+                await self._idle(min(pause, _POLL))
+                continue
             collect = self._batch_ready()
             if collect:
                 await self._idle(min(collect, self._next_wait()))
@@ -581,6 +586,9 @@ class WebhookSink(Sink):
             except BaseException:
                 self._slots.release()
                 raise
+            if self._paused() > 0:      # a request that ended meanwhile asked for a pause
+                self._slots.release()
+                continue
             self._sync()
             seqs = self._take()
             if not seqs:
@@ -593,7 +601,7 @@ class WebhookSink(Sink):
 
     async def _deliver_and_release(self, seqs: list[int]) -> None:
         try:
-            await self._deliver(seqs)
+            await self._deliver_safely(seqs)
         finally:
             self._inflight.difference_update(seqs)
             self._slots.release()
@@ -605,6 +613,10 @@ class WebhookSink(Sink):
             self._sync()
             if not self._due:
                 await self._idle(_POLL)
+                continue
+            pause = self._paused()
+            if pause > 0:
+                await self._idle(min(pause, _POLL))
                 continue
             collect = self._batch_ready()
             if collect:
@@ -622,12 +634,36 @@ class WebhookSink(Sink):
                 await self.limiter.take()
             self._inflight.update(seqs)
             try:
-                await self._deliver(seqs, rows)
+                await self._deliver_safely(seqs, rows)
             finally:
                 self._inflight.difference_update(seqs)
                 self._progress.set()
 
     # -- one request --------------------------------------------------------------------
+
+    async def _deliver_safely(self, seqs: list[int], rows: list[OutboxRow] | None = None) -> None:
+        """Deliver; on an unexpected error (the outbox file, say) keep the events queued and
+        try them again a little later instead of losing track of them."""
+        try:
+            await self._deliver(seqs, rows)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failures_in_a_row += 1
+            at = time.time() + max(self.backoff_base, _POLL)
+            for seq in seqs:
+                if self.ordered:
+                    heapq.heappush(self._due, seq)
+                else:
+                    heapq.heappush(self._delayed, (at, seq))
+            self.log.error("webhook sink %r: delivering %d event(s) failed: %s; they stay in "
+                           "the outbox and are tried again", self.name, len(seqs), redact(exc))
+            if self.ordered:
+                await self._idle(max(self.backoff_base, _POLL))
+
+    def _paused(self) -> float:
+        """Seconds left of a pause the receiver asked for with ``Retry-After``."""
+        return self._pause_until - time.time()
 
     async def _deliver(self, seqs: list[int], rows: list[OutboxRow] | None = None) -> None:
         if rows is None:
@@ -666,6 +702,10 @@ class WebhookSink(Sink):
             self.app.metrics.set("outbox_size", self._size, sink=self.name)
             return
         self._failures_in_a_row += 1
+        if outcome.wait is not None and outcome.wait > self._paused():
+            self._pause_until = time.time() + outcome.wait
+            self.log.warning("webhook sink %r: the receiver answered HTTP %s with Retry-After: "
+                             "sending nothing for %.0fs", self.name, outcome.status, outcome.wait)
         if outcome.kind == "fail":
             self._bury(good, outcome.status, outcome.detail,
                        f"permanent failure: {_describe(outcome)}")
