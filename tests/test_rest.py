@@ -5,9 +5,16 @@ and the `sports`/`books`/`games`/`markets` commands against the simulator."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -279,3 +286,38 @@ async def test_the_simulators_429_and_503_are_ridden_out(tmp_path: Path) -> None
         assert 1 in clock.sleeps                               # the simulator's Retry-After
     finally:
         await sim.stop()
+
+
+def test_with_a_config_and_no_key_the_commands_ask_the_running_daemons_simulator(
+        tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("simulator: {seed: 5, games: 10, updates_per_second: 20}\n"
+                      "summary: {enabled: never}\nstate_dir: state\n"
+                      "boltodds: {odds: {subscribe: {sports: [NBA]}}}\n"
+                      "sinks: {archive: {type: sqlite, path: archive.db}}\n"
+                      "routes: [{name: all, when: {type: odds.game_added}, to: archive}]\n")
+    fresh = boltrouter("games", "--config", str(config))
+    assert fresh.returncode == 0 and "built-in simulator" in fresh.stderr
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = subprocess.Popen([sys.executable, "-m", "boltrouter", "run", "--config", str(config)],
+                              env={**os.environ, "BOLTODDS_API_KEY": ""}, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        archive = tmp_path / "archive.db"
+        deadline = time.monotonic() + 60
+        played: set[str] = set()
+        while not played:
+            assert time.monotonic() < deadline and daemon.poll() is None, "the daemon did not start"
+            if archive.exists():
+                with contextlib.closing(sqlite3.connect(archive)) as db:
+                    with contextlib.suppress(sqlite3.OperationalError):
+                        played = {g for (g,) in db.execute("SELECT game FROM events")}
+            time.sleep(0.05)
+        out = boltrouter("games", "--config", str(config), "--sport", "NBA")
+        assert out.returncode == 0, out.stderr
+        assert "running daemon" in out.stderr
+        assert played <= set(out.stdout.splitlines())
+    finally:
+        daemon.send_signal(signal.SIGINT)
+        daemon.wait(30)
+        log.close()

@@ -26,6 +26,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -586,6 +587,12 @@ class RestFeed(Feed):
     def required_for_ready(self) -> bool:
         return False
 
+    def status(self) -> dict[str, Any]:
+        st = super().status()
+        st["url"] = redact(str(self.options.get("url") or DEFAULT_URL))
+        st["simulated"] = self.app.simulator is not None
+        return st
+
 
 def stable_event_id(etype: str, key: str, content: Any, start: str | None = None) -> str:
     """The same id for the same answer (volatile stamps aside), e.g. after a restart."""
@@ -693,21 +700,26 @@ def _print_list(values: list[Any], as_json: bool) -> None:
 
 
 def _cli_call(config_path: str | None, call: Callable[[RestClient], Awaitable[Any]]) -> Any:
-    """Run one REST call for a CLI command: the real API with a key, else the simulator."""
+    """Run one REST call for a CLI command: the real API when a key is configured; else
+    the simulator of the daemon running with ``--config`` (so the names printed are
+    the ones it plays), else a simulator started for this command."""
     import os
     import sys
 
     import click
 
+    from ..app import App
     from ..cli import load_or_exit, run_async
 
     sim_options: dict[str, Any] = {}   # the simulator's defaults, as in a config without one
+    state_dir = None
     if config_path:
         config = load_or_exit(config_path)
         key, use_simulator = config.api_key, config.use_simulator
         rest = config.data["boltodds"].get("rest") or {}
         url = rest.get("url") or DEFAULT_URL
         sim_options = config.data["simulator"]
+        state_dir = App.state_dir_of(config)
     else:
         key = os.environ.get("BOLTODDS_API_KEY", "")
         use_simulator, url = not key, DEFAULT_URL
@@ -716,10 +728,17 @@ def _cli_call(config_path: str | None, call: Callable[[RestClient], Awaitable[An
         simulator = None
         base = url
         if use_simulator:
-            from ..simulator import start_simulator
+            running = await running_simulator_url(state_dir) if state_dir else None
+            if running:
+                base = running
+                click.echo("no API key: answering from the simulator of the running daemon",
+                           err=True)
+            else:
+                from ..simulator import start_simulator
 
-            simulator = await start_simulator(sim_options)
-            base = simulator.url_for("rest")
+                simulator = await start_simulator(sim_options)
+                base = simulator.url_for("rest")
+                click.echo("no API key: answering from the built-in simulator", err=True)
         try:
             async with RestClient(base, "" if use_simulator else key, retries=2) as client:
                 return await call(client)
@@ -732,3 +751,33 @@ def _cli_call(config_path: str | None, call: Callable[[RestClient], Awaitable[An
     except RestError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+async def running_simulator_url(state_dir: Path) -> str | None:
+    """The REST URL of the simulator a daemon with this state directory is using, asked
+    over its control socket; None when no daemon answers or it talks to BoltOdds."""
+    from ..http import socket_path
+
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_unix_connection(str(socket_path(state_dir))), 2.0)
+    except (OSError, TimeoutError):
+        return None
+    try:
+        writer.write(b"GET /api/status HTTP/1.1\r\nHost: boltrouter\r\n\r\n")
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), 5.0)
+    except (OSError, TimeoutError):
+        return None
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    if b" 200 " not in head.split(b"\r\n", 1)[0]:
+        return None
+    try:
+        rest = orjson.loads(body)["feeds"]["rest"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    url = rest.get("url") if isinstance(rest, dict) else None
+    host = urlsplit(url).hostname if isinstance(url, str) else None
+    return url if rest.get("simulated") and host else None
