@@ -18,6 +18,7 @@ from helpers_sinks import boltrouter, score_event, start_app, wait_until, write_
 from standardwebhooks import Webhook
 
 from boltrouter.app import App
+from boltrouter.config import ConfigErrors, load_config
 from boltrouter.sinks.outbox import Outbox
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -481,3 +482,31 @@ async def test_a_torn_last_write_loses_only_that_write(tmp_path, rx) -> None:
     await app.stop()
     assert sorted(rx.event_ids()) == sorted(e.id for e in sent[:4])
     assert not list(crashed.glob("*.corrupt-*"))
+
+
+def test_bad_webhook_options_are_explained_without_quoting_the_secret(tmp_path) -> None:
+    cfg = write_config(tmp_path, """
+sinks:
+  hook:
+    type: webhook
+    url: "ftp://example.com/x"
+    secret: "whsec_!!not-base64-at-all"
+    rate_limit: "lots"
+    backoff: {base: 10m, max: 1m}
+    outbox: {when_full: explode}
+routes:
+  - {name: all, when: {type: "*"}, to: hook}
+""")
+    with pytest.raises(ConfigErrors) as caught:
+        load_config(cfg)
+    messages = [str(e) for e in caught.value.errors]
+    expected = [
+        (":7: sinks.hook.url:", "is not an http:// or https:// URL"),
+        (":8: sinks.hook.secret:", "must continue with base64"),
+        (":9: sinks.hook.rate_limit:", "is not a rate like '30/min'"),
+        (":10: sinks.hook.backoff.base:", "must not be larger than backoff.max"),
+        (":11: sinks.hook.outbox.when_full:", "(valid: drop_oldest, reject_new)"),
+    ]
+    for where, what in expected:
+        assert any(where in m and what in m for m in messages), (where, messages)
+    assert not any("not-base64-at-all" in m for m in messages)
