@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -347,3 +349,55 @@ routes:
                                              sink="archive")
     finally:
         await stop_app(app, task)
+
+
+def test_the_tap_command_attaches_to_a_running_daemon(tmp_path: Path) -> None:
+    config = write_config(tmp_path, """
+state_dir: state
+http: {enabled: true, port: 0, token: tap-token-42}
+simulator: {seed: 9, games: 6, updates_per_second: 100}
+boltodds:
+  rest: {poll: {games: 1h}}
+sinks:
+  archive: {type: sqlite, path: archive.db}
+routes:
+  - {name: lines, when: {type: odds.line_changed}, to: archive}
+  - {name: everything, when: {type: "*"}, to: archive}
+""")
+    exe = str(Path(sys.executable).parent / "boltrouter")
+    env = {k: v for k, v in os.environ.items() if k != "BOLTODDS_API_KEY"}
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = subprocess.Popen([exe, "run", "--config", str(config)], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        port = None
+        while port is None:
+            found = re.search(r"HTTP endpoint on http://127\.0\.0\.1:(\d+)/",
+                              (tmp_path / "daemon.log").read_text())
+            port = found and int(found.group(1))
+            assert time.monotonic() < deadline, (tmp_path / "daemon.log").read_text()
+            time.sleep(0.05)
+
+        tap = subprocess.run([exe, "tap", "--config", str(config), "--route", "lines",
+                              "--limit", "3"], env=env, capture_output=True, text=True, timeout=60)
+        assert tap.returncode == 0, tap.stderr
+        lines = tap.stdout.splitlines()
+        assert len(lines) == 3
+        assert all(" odds.line_changed " in ln and "[everything,lines]" in ln for ln in lines), lines
+
+        by_url = subprocess.run([exe, "tap", "--url", f"http://127.0.0.1:{port}", "--type",
+                                 "odds.*", "--limit", "2"], capture_output=True, text=True,
+                                env=dict(env, BOLTROUTER_HTTP_TOKEN="tap-token-42"), timeout=60)
+        assert by_url.returncode == 0, by_url.stderr
+        assert len(by_url.stdout.splitlines()) == 2
+        assert all(" odds." in ln for ln in by_url.stdout.splitlines())
+        wrong = subprocess.run([exe, "tap", "--url", f"http://127.0.0.1:{port}",
+                                "--token", "nope"], env=env, capture_output=True, text=True,
+                               timeout=60)
+        assert wrong.returncode != 0 and "401" in wrong.stderr
+        assert "tap-token-42" not in wrong.stderr
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+        log.close()
