@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from helpers_sinks import PLUGINS, REPO
 
-from boltrouter.config import ConfigErrors, load_config, parse_duration
+from boltrouter.config import QUEUE_SCHEMA, ConfigErrors, load_config, parse_duration, top_schema
 
 
 def load(tmp_path: Path, text: str, environ: dict[str, str] | None = None):
@@ -187,3 +187,15 @@ def test_durations(text: str | int, seconds: float) -> None:
 def test_bad_durations_are_refused_with_examples(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+def test_the_configuration_reference_covers_every_key_of_the_schema() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Configuration reference"):]
+    section = section[:section.index("\n## ", 1)]
+    top = top_schema()
+    expected = list(top) + list(QUEUE_SCHEMA)
+    for nested in ("simulator", "http", "summary", "log"):
+        expected += list(top[nested].schema or {})
+    missing = [key for key in expected if f"`{key}`" not in section]
+    assert not missing, f"keys missing from the README configuration reference: {missing}"

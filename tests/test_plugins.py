@@ -15,6 +15,7 @@ from helpers_sinks import PLUGINS, REPO, boltrouter, recording, start_app, wait_
 
 from boltrouter import hookspecs
 from boltrouter.config import ConfigErrors, load_config
+from boltrouter.events import Event
 from boltrouter.plugins import DEFAULT_PLUGINS, collect_registrations, make_manager, plugin_info
 
 EVERY_HOOK = '''
@@ -337,3 +338,31 @@ async def register_sink_types(register):
     await asyncio.sleep(0)
     collect_registrations(pm, "register_sink_types")
     assert any("must not wait on anything" in p.message for p in pm.problems)
+
+
+def readme_section(start: str) -> str:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index(start):]
+    return section[:section.index("\n### ", len(start))]
+
+
+async def test_the_sink_plugin_of_the_readme_works_as_printed(tmp_path: Path) -> None:
+    guide = readme_section("### A sink plugin")
+    [code] = re.findall(r"```python\n(.*?)```", guide, re.S)
+    [yaml_text] = re.findall(r"```yaml\n(.*?)```", guide, re.S)
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "jsonl_sink.py").write_text(code)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("summary: {enabled: never}\n" + yaml_text)
+    app = await start_app(cfg)
+    events = recording(changes=40)
+    await app.publish_many(events)
+    await app.publish(Event("feed.disconnected", {"feed": "odds"}, feed="odds"))
+    await app.stop()
+    moves = [e for e in events if e.type == "odds.line_changed"
+             and abs(e.data["new_prob"] - e.data["old_prob"]) >= 0.05]
+    written = [orjson.loads(line) for line in (tmp_path / "moves.jsonl").read_bytes().splitlines()]
+    assert moves and written == [{"game": e.game, "odds": e.data["new_odds"]} for e in moves]
+    assert app.metrics.total("jsonl_example_disconnects") == 1
+    assert {r["name"]: r["version"] for r in plugin_info(app.pm)}["jsonl_sink"] == "1.0.0"
