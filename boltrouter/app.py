@@ -325,6 +325,9 @@ class App:
 
     def request_reload(self) -> None:
         """Reload in the background (SIGHUP, ``systemctl reload``)."""
+        if not self.ready:
+            log.warning("reload requested while starting: ignored; send it again once started")
+            return
         task = asyncio.ensure_future(self.reload())
         self._tasks.append(task)
 

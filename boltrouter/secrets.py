@@ -1,8 +1,9 @@
 """Keep secrets out of logs, errors and tracebacks.
 
-Every configured secret (API key, webhook secrets, MQTT passwords) is
-registered here when the config loads; a logging filter and ``redact()`` replace
-it, and any ``key=...`` query parameter, with ``***``.
+Every configured secret (API key, webhook secrets, MQTT passwords, the HTTP
+token) is registered here when the config loads; a logging filter and
+``redact()`` replace it (also as it is spelled inside a URL), and any
+``key=...`` query parameter, with ``***``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from urllib.parse import quote, quote_plus
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -23,10 +25,11 @@ def register_secret(value: object) -> None:
     global _pattern
     if not isinstance(value, str) or len(value) < 4:
         return
+    spellings = {value, quote(value, safe=""), quote_plus(value, safe="")}
     with _lock:
-        if value in _secrets:
+        if spellings <= _secrets:
             return
-        _secrets.add(value)
+        _secrets.update(spellings)
         ordered = sorted(_secrets, key=len, reverse=True)
         _pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
