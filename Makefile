@@ -1,4 +1,8 @@
-PY ?= python3
+# the first Python >= 3.11 on the PATH; override with `make PY=/path/to/python3.12 ...`
+ifeq ($(origin PY), undefined)
+PY := $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; break; }; done)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -6,7 +10,14 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test bench venv mosquitto browser clean lint
 
 $(STAMP): pyproject.toml
-	$(PY) -m venv $(VENV)
+	@[ -n "$(PY)" ] || { echo "boltrouter needs Python >= 3.11 (python3 is older or missing):" \
+	  "install one, or run make PY=/path/to/python3.11"; exit 1; }
+	@$(PY) -m venv $(VENV) >/dev/null 2>&1 || { rm -rf $(VENV); \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing the Debian package python3-venv (needed to create $(VENV))"; \
+	    (apt-get install -y -qq python3-venv >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)) \
+	      && $(PY) -m venv $(VENV); \
+	  else echo "$(PY) cannot create a virtual environment: sudo apt-get install python3-venv"; exit 1; fi; }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,fast]'
 	touch $(STAMP)
