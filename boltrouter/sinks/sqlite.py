@@ -15,6 +15,7 @@ import logging
 import re
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -96,12 +97,14 @@ class CurrentChanges:
     table as applying the events one by one.
     """
 
-    __slots__ = ("odds", "deletes", "scores")
+    __slots__ = ("odds", "deletes", "scores", "_games")
 
     def __init__(self) -> None:
         self.odds: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         self.deletes: dict[tuple[str, ...], None] = {}
         self.scores: dict[str, dict[str, Any]] = {}
+        self._games: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
+        """The keys of ``odds`` per (sportsbook, game), so a delete touches only its rows."""
 
     def __bool__(self) -> bool:
         return bool(self.odds or self.deletes or self.scores)
@@ -112,13 +115,26 @@ class CurrentChanges:
     def upsert_line(self, row: tuple[Any, ...]) -> None:
         key = (row[0], row[1], row[2])
         old = self.odds.get(key)
-        if old is not None:
+        if old is None:
+            self._games.setdefault((row[0], row[1]), set()).add(key)
+        else:
             row = tuple(new if new is not None or i in _ALWAYS_SET else prev
                         for i, (new, prev) in enumerate(zip(row, old)))
         self.odds[key] = row
 
     def delete(self, op: tuple[str, ...]) -> None:
-        for key in [k for k, row in self.odds.items() if _covers(op, row)]:
+        if op[0] == "game":
+            doomed: Iterable[tuple[str, str, str]] = self._games.pop((op[1], op[2]), ())
+        else:
+            doomed = []
+            for game in [g for g in self._games if g[0] == op[1]]:
+                keys = self._games[game]
+                gone = [k for k in keys if _covers(op, self.odds[k])]
+                keys.difference_update(gone)
+                if not keys:
+                    del self._games[game]
+                doomed.extend(gone)
+        for key in doomed:
             del self.odds[key]
         self.deletes[op] = None
 
@@ -135,6 +151,9 @@ class CurrentChanges:
                 if not any(_covers(op, row) for op in self.deletes)}
         odds.update(self.odds)
         self.odds = odds
+        self._games = {}
+        for key in odds:
+            self._games.setdefault((key[0], key[1]), set()).add(key)
         self.deletes = {**older.deletes, **self.deletes}
         for key, fields in older.scores.items():
             self.scores[key] = {**fields, **self.scores.get(key, {})}
