@@ -63,9 +63,10 @@ def wait_in_browser(cond: Callable[[], Any], timeout: float = 30.0, what: str = 
 
 
 def rows(driver: Any, table: str) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [r.text for r in driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")]
+    """The text of each row of a table, read in one go (the page re-renders every second)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), r => r.innerText"
+        ".replace(/\\s+/g, ' ').trim());", f"#{table} tbody tr")
 
 
 @pytest.mark.timeout(120)
