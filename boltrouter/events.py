@@ -12,6 +12,7 @@ import hashlib
 import time as _time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -97,7 +98,16 @@ def parse_time(value: str | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
+                           "0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+"""RFC 4648 base32 digits -> Crockford's, which ULIDs use."""
+
+
+@lru_cache(maxsize=4096)
+def _epoch_ms(time: str) -> int | None:
+    """Milliseconds since the epoch of an ISO time (the events of one message share it)."""
+    dt = parse_time(time)
+    return None if dt is None else int(dt.timestamp() * 1000)
 
 
 def make_id(time: str | None, *parts: Any) -> str:
@@ -106,15 +116,14 @@ def make_id(time: str | None, *parts: Any) -> str:
     The same upstream change (same time and parts) always gives the same id, and
     ids sort by time like ULIDs.
     """
-    dt = parse_time(time) or utcnow()
-    ms = int(dt.timestamp() * 1000) & ((1 << 48) - 1)
+    ms = _epoch_ms(time) if time else None
+    if ms is None:
+        ms = int(utcnow().timestamp() * 1000)
     digest = hashlib.blake2b(orjson.dumps(parts, default=str), digest_size=10).digest()
-    value = (ms << 80) | int.from_bytes(digest, "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    value = ((ms & ((1 << 48) - 1)) << 80) | int.from_bytes(digest, "big")
+    # 26 base32 digits are 130 bits: shifted to the top of 160 bits, they are the first
+    # 26 of the 32 digits base32 gives for 20 bytes
+    return base64.b32encode((value << 30).to_bytes(20, "big")).decode()[:26].translate(_CROCKFORD)
 
 
 def short_hash(*parts: Any) -> str:
