@@ -2,8 +2,8 @@
 
 ``mode: fail`` raises on every batch, ``mode: hang`` does not return from
 ``write`` until ``release`` is set (a sink whose remote end went silent),
-``mode: ok`` accepts. Every delivered event id is remembered in ``seen``. It shows how the bus isolates a bad sink from the
-others.
+``mode: ok`` accepts. Every delivered event id is remembered in ``seen``. It
+shows how the bus isolates a bad sink from the others.
 """
 
 from __future__ import annotations
