@@ -64,6 +64,8 @@ _GAME_TYPES = _LINE_TYPES | {
 _AUTH_REFUSALS = {"not authorized", "bad user name or password", "bad username or password"}
 _UPCOMING_WINDOW = 6 * 3600.0    # a scheduled game that started less ago still counts as next
 _TICK = 1.0
+_HIGH_WATER = 5000   # messages handed to paho and not acknowledged yet: write() waits above
+_LOW_WATER = 1000    # ... and goes on below this
 
 
 def _topic_check(value: str) -> str | None:
@@ -169,6 +171,10 @@ class MqttSink(Sink):
         self._task: asyncio.Task[None] | None = None
         self._pending_tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._waiting = False
+        self._sent = 0        # handed to paho (event loop thread)
+        self._acked = 0       # acknowledged by the broker (paho's thread)
         # what is published
         self._retained: dict[str, bytes] = {}      # every retained topic we own: last value
         self._stale: set[str] = set()              # retained topics changed while away
@@ -346,11 +352,12 @@ class MqttSink(Sink):
         client.reconnect_delay_set(self.options["reconnect_min_delay"],
                                    self.options["reconnect_max_delay"])
         client.max_inflight_messages_set(100)
-        client.max_queued_messages_set(max(10_000, 2 * self.max_queued))
+        client.max_queued_messages_set(max(50_000, 2 * self.max_queued + _HIGH_WATER))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         return client
 
     async def stop(self) -> None:
@@ -401,6 +408,13 @@ class MqttSink(Sink):
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._post(self._message, msg.topic, bytes(msg.payload), bool(msg.retain))
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
+                    properties: Any) -> None:
+        self._acked += 1
+        if self._waiting and self._sent - self._acked <= _LOW_WATER:
+            self._waiting = False
+            self._post(self._room.set)
 
     # -- connection state (event loop) ----------------------------------------------------
 
@@ -514,8 +528,20 @@ class MqttSink(Sink):
             self.dropped += 1
             self.app.metrics.inc("mqtt_dropped", sink=self.name)
             return None
+        if info.rc == mqtt.MQTT_ERR_SUCCESS or self.qos > 0:
+            self._sent += 1   # paho keeps QoS 1 and 2 messages for the reconnect
         self.published += 1
         return info
+
+    async def _wait_for_room(self) -> None:
+        """Backpressure: while the broker lags far behind, let the bus queue hold events."""
+        while self.connected and self._sent - self._acked >= _HIGH_WATER:
+            self._room.clear()
+            self._waiting = True
+            try:
+                await asyncio.wait_for(self._room.wait(), _TICK)
+            except TimeoutError:
+                pass
 
     def _clear(self, topic: str) -> None:
         self._retained.pop(topic, None)
@@ -547,6 +573,8 @@ class MqttSink(Sink):
 
     async def write(self, batch: list[Delivery]) -> None:
         for d in batch:
+            if self._sent - self._acked >= _HIGH_WATER:
+                await self._wait_for_room()
             e = d.event
             topic = d.topic or f"{self.base}/event/{e.type}"
             payload = d.payload.encode() if d.payload is not None else e.to_json()
@@ -1005,6 +1033,7 @@ class MqttSink(Sink):
                 "queued": len(self._events), "dropped": self.dropped,
                 "coalesced": self.coalesced, "republishes": self.republishes,
                 "connects": self.connects, "refusals": self.refusals,
+                "in_flight": self._sent - self._acked,
                 "entities": len(self._discovery), "tracked_teams": self.teams,
                 "last_error": self.last_error}
 
