@@ -766,10 +766,9 @@ class MqttSink(Sink):
             info = self._info_for_ref(ref)
             candidates[info.key] = info
         for info in self._games.values():
-            if info.side_of(team):
+            if team in self._teams_playing(info):
                 candidates[info.key] = info
-        chosen = [self._seed(i) for i in candidates.values()
-                  if i.side_of(team) and (not self._sports or norm(i.sport) in self._sports)]
+        chosen = [self._seed(i) for i in candidates.values() if team in self._teams_playing(i)]
         if not chosen:
             return None
         now, wall = time.monotonic(), time.time()
@@ -823,6 +822,10 @@ class MqttSink(Sink):
         uid = info.universal_id
         ref = self.app.catalogue.games.get(uid) if uid else None
         if ref is not None:
+            if (info.home, info.away, info.sport) != (info.home or ref.home,
+                                                      info.away or ref.away,
+                                                      info.sport or ref.sport):
+                self._playing.pop(info.key, None)
             info.name = info.name or ref.name
             info.sport = info.sport or ref.sport
             info.home = info.home or ref.home
@@ -867,7 +870,6 @@ class MqttSink(Sink):
                 if now - last_tick >= _TICK:
                     last_tick = now
                     self._team_current.clear()
-                    self._playing.clear()
                     self._teams_dirty = True
                     self._publish_feeds()
                     self._check_clears()
