@@ -28,11 +28,11 @@ demo: $(STAMP)
 	$(BIN)/boltrouter run --config config.example.yaml
 
 mosquitto:
-	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || { \
+	@{ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } && command -v openssl >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing the Debian package mosquitto (needed by the MQTT tests)"; \
-	    (apt-get install -y -qq mosquitto >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq mosquitto)); \
-	  else echo "mosquitto is missing: sudo apt-get install mosquitto (MQTT tests will be skipped)"; fi; }
+	    echo "installing the Debian packages mosquitto and openssl (needed by the MQTT tests)"; \
+	    (apt-get install -y -qq mosquitto openssl >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq mosquitto openssl)); \
+	  else echo "mosquitto or openssl is missing: sudo apt-get install mosquitto openssl (MQTT tests will be skipped)"; fi; }
 
 browser:
 	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
