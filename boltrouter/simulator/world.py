@@ -300,7 +300,7 @@ class World:
     def fair_outcomes(self, game: Game) -> list[FairOutcome]:
         """Every outcome of a game with its fair probability, from state and noise."""
         league, kind = game.league, game.kind
-        r = game.remaining()
+        r = max(game.remaining(), 0.001)    # a finished game is priced as all but settled
         diff = game.score["home"] - game.score["away"]
         if kind == "tennis":
             ex = game.extra
@@ -344,7 +344,7 @@ class World:
                                p_over, "total-over"))
         out.append(FairOutcome("total", "Total", game.orig_teams, total_line, "Under",
                                1 - p_over, "total-under"))
-        for i, (side, player, market, base) in enumerate(self._props(game)):
+        for i, (_side, player, market, base) in enumerate(self._props(game)):
             group = f"prop:{i}"
             p = min(max(0.5 + noise.get(group, 0.0), 0.08), 0.92)
             line = base
@@ -576,7 +576,7 @@ class World:
     def _random_updates(self, dt: float) -> list[OddsMsg]:
         self.update_acc += self.updates_per_second * dt
         msgs: list[OddsMsg] = []
-        candidates = [g for g in self.games.values() if g.odds_open]
+        candidates = [g for g in self.games.values() if g.odds_open and g.status != "final"]
         if not candidates:
             self.update_acc = 0.0
             return msgs
@@ -805,7 +805,7 @@ class World:
         side = "home" if self.rng.random() < 0.5 + game.edge / 20 else "away"
         roll = self.rng.random()
         who = self._player_of(game, side)
-        kinds = ((0.07, "goal", 1), (0.4, "shot_on_goal", 0), (0.6, "hit", 0),
+        kinds = ((0.05, "goal", 1), (0.4, "shot_on_goal", 0), (0.6, "hit", 0),
                  (0.85, "faceoff", 0), (0.93, "blocked_shot", 0), (1.0, "penalty", 0))
         kind, pts = next((k, p) for limit, k, p in kinds if roll < limit)
         self._stat(game, side, {"goal": "goals", "shot_on_goal": "shots"}.get(kind, kind))
@@ -861,9 +861,9 @@ class World:
         target = self._player_of(game, side)
         info: dict[str, Any] = {"goal_to_go": False, "drive_number": ex["drive"]}
         pts = 0
-        if roll < 0.05:
+        if roll < 0.004:
             kind, gained, pts = "touchdown", 100, 7
-        elif roll < 0.08:
+        elif roll < 0.026:
             kind, gained, pts = "field_goal_made", 0, 3
         elif roll < 0.45:
             kind, gained = "rush_that_gains_yards", self.rng.randrange(-2, 12)
