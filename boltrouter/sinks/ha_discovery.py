@@ -30,6 +30,8 @@ from .. import __version__
 STATUS_CODES = {"scheduled": "PRE", "live": "IN", "final": "POST"}
 STATUS_OPTIONS = ["PRE", "IN", "POST"]
 TEAM_EVENT_TYPES = ["score_change", "lead_change", "period_end", "final", "odds_move"]
+FEED_NAMES = {"odds": "Odds feed", "scores": "Live scores feed",
+              "playbyplay": "Play-by-play feed", "rest": "REST API"}
 ORIGIN = {"name": "boltrouter", "sw_version": __version__,
           "support_url": "https://github.com/boltrouter/boltrouter"}
 
@@ -246,7 +248,7 @@ def bridge_entities(settings: HaSettings) -> list[Entity]:
     for feed in settings.feeds:
         key = f"{slug(feed)}_feed"
         out.append(Entity("binary_sensor", node, key, {
-            "unique_id": f"{node}_{key}", "name": f"{feed.capitalize()} feed",
+            "unique_id": f"{node}_{key}", "name": FEED_NAMES.get(feed, f"{feed.capitalize()} feed"),
             "state_topic": feed_topic(settings.base, feed), "payload_on": "online",
             "payload_off": "offline", "device_class": "connectivity",
             "entity_category": "diagnostic", **avail}))
