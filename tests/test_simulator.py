@@ -90,6 +90,8 @@ async def test_the_board_follows_a_lively_world_exactly(tmp_path):
                "clear_every": 0.0, "tick": 0.02}
     async with SimulatorServer(options) as sim, \
             odds_client(tmp_path, sim.url_for("odds")) as client:
+        frames: list[str] = []
+        client.app.recorder = lambda feed, raw, received: frames.append(raw)
         await client.wait_event("odds.game_added")
         await wait_until(lambda: len(client.of("odds.line_")) >= 300, 20, "300 line events")
         sim.pause()
@@ -98,6 +100,7 @@ async def test_the_board_follows_a_lively_world_exactly(tmp_path):
         assert board_matches_world(client.app.board, sim.world) == []
         kinds = {e.type for e in client.events}
         assert {"odds.line_changed", "odds.game_added"} <= kinds
+        assert {frame[0] for frame in frames} == {"[", "{"}     # lists and single objects
         assert client.app.metrics.get("feed_bad_frames", feed="odds") == 0
 
 
@@ -270,6 +273,14 @@ async def test_a_rejected_key_stops_the_client_after_one_attempt(tmp_path, quiet
         with pytest.raises(FeedFatal, match="refused the API key"):
             await asyncio.wait_for(client.task, 10)
         assert quiet_sim.refused == 1 and quiet_sim.connects == 0
+
+
+async def test_the_simulator_pings_idle_sockets():
+    async with SimulatorServer({**QUIET, "ping_interval": 0.2}) as sim, \
+            connect(sim.url_for("odds") + "?key=abc") as ws:
+        assert orjson.loads(await ws.recv())["action"] == "socket_connected"
+        frame = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert frame in ({"action": "ping"}, [{"action": "ping"}])
 
 
 async def test_the_simulator_refuses_re_subscribing_within_5_seconds(quiet_sim):
