@@ -554,3 +554,25 @@ async def test_a_team_device_moves_on_to_the_next_game_once_the_current_one_is_o
                 "score_change", "final"]
     finally:
         await app.stop()
+
+
+async def test_a_team_untracked_over_mqtt_stays_untracked_until_the_config_lists_it_anew(
+        broker: Broker, tmp_path: Path) -> None:
+    both = (BILLS, BENGALS)
+    app = await start_app(mqtt_config(tmp_path, broker.port, teams=both))
+    try:
+        with Subscriber(broker.port, ["homeassistant/#", "boltrouter/bridge/response/#"]) as sub:
+            await wait_until(lambda: sub.last(f"{CFG}/status/config"), what="bills device")
+            sub.publish("boltrouter/bridge/request/untrack", BILLS)
+            await wait_until(lambda: sub.last(f"{CFG}/status/config") == b"",
+                             what="bills entities removed")
+            assert sub.last_json("boltrouter/bridge/response/untrack")["data"]["tracked"] == [
+                BENGALS]
+    finally:
+        await app.stop()
+    for teams, expected in ((both, [BENGALS]), ((BENGALS,), [BENGALS]), (both, list(both))):
+        app = await start_app(mqtt_config(tmp_path, broker.port, teams=teams))
+        try:
+            assert app.sinks["ha"].stats()["tracked_teams"] == expected
+        finally:
+            await app.stop()
