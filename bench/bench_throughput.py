@@ -192,7 +192,7 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
         bare_json = await bare_client(server, json.loads)
         paho = await paho_script(server, broker)
         config = app_config(Path("{tmp}"), server.info["games"], broker if mqtt else None)
-        rate, per_sink = await through_app(server, config, subscriber)
+        rate, _ = await through_app(server, config, subscriber)
     finally:
         if subscriber is not None:
             subscriber.stop()
@@ -208,10 +208,6 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
         {"name": name, "value": rate, "unit": "/s",
          "baseline_name": "script: json.loads + paho publish", "baseline": paho},
     ]
-    if mqtt and "ha" in per_sink:
-        rows.append({"area": "mqtt", "name": "MQTT messages/s published by the mqtt sink "
-                     "(20-route run)", "value": per_sink["ha"], "unit": "/s",
-                     "baseline_name": "script: json.loads + paho publish", "baseline": paho})
     return rows
 
 
