@@ -511,3 +511,26 @@ routes:
     for where, what in expected:
         assert any(where in m and what in m for m in messages), (where, messages)
     assert not any("not-base64-at-all" in m for m in messages)
+
+
+async def test_a_reload_with_a_new_url_and_secret_loses_nothing(tmp_path, rx) -> None:
+    new_secret = "whsec_" + base64.b64encode(b"another key of 24 bytes!").decode()
+    cfg = write_config(tmp_path, hook_config(rx.url + "/old", f", secret: {WHSEC}"))
+    rx.handler = lambda req: 503 if req.path == "/old" else None
+    app = await start_app(cfg)
+    before = events(3)
+    await app.publish_many(before)
+    await wait_until(lambda: sink_stats(app)["retries_total"] >= 3, what="failed attempts")
+
+    sink = app.sinks["hook"]
+    write_config(tmp_path, hook_config(rx.url + "/new", f", secret: {new_secret}"))
+    assert await app.reload() == []
+    assert app.sinks["hook"] is sink          # applied in place: never stopped accepting
+    after = events(3, start=3)
+    await app.publish_many(after)
+    await wait_until(lambda: rx.ids() == {e.id for e in before + after}, what="every event")
+    await app.stop()
+    verifier = Webhook(new_secret)
+    for req in rx.ok():
+        assert req.path == "/new"
+        verifier.verify(req.body, req.headers)

@@ -292,30 +292,10 @@ class WebhookSink(Sink):
     def __init__(self, name: str, options: dict[str, Any], app: App) -> None:
         super().__init__(name, options, app)
         o = options
-        self.url = _Template(o["url"])
-        self.method = o.get("method") or "POST"
-        self.header_templates = {k: _Template(str(v)) for k, v in (o.get("headers") or {}).items()}
-        self.body = _Template(o["body"]) if o.get("body") else None
-        self._templated = any(t is not None and t.constant is None for t in
-                              (self.url, self.body, *self.header_templates.values()))
-        self.key = decode_secret(o["secret"]) if o.get("secret") else None
-        self.timeout = float(o.get("timeout") or 10.0)
+        self._configure(o)
         self.concurrency = 1 if o.get("ordered") else int(o.get("concurrency") or 4)
-        batch = o.get("batch")
-        self.batch_max = int(batch["max_events"]) if batch else 1
-        self.batch_wait = float(batch["max_wait"]) if batch else 0.0
-        self.batching = batch is not None
-        self.max_attempts = int(o.get("max_attempts") or 10)
-        self.max_age = float(o.get("max_age") or 86400.0)
-        backoff = o.get("backoff") or {}
-        self.backoff_base = float(backoff.get("base", 1.0))
-        self.backoff_max = float(backoff.get("max", 300.0))
         self.ordered = bool(o.get("ordered"))
-        rate = parse_rate(o.get("rate_limit"))
-        self.limiter = RateLimiter(*rate) if rate else None
         ob = o.get("outbox") or {}
-        self.max_events = int(ob.get("max_events") or 100_000)
-        self.when_full = ob.get("when_full") or "reject_new"
         self.outbox = Outbox(outbox_path(name, o, app.config), name,
                              ob.get("synchronous") or "normal")
         http2 = o.get("http2")
@@ -350,6 +330,50 @@ class WebhookSink(Sink):
         self.retries_total = 0
         self.rejected_total = 0
         self.dropped_total = 0
+
+    _RESTART_OPTIONS = ("ordered", "concurrency", "http2")
+
+    def _configure(self, o: dict[str, Any]) -> None:
+        """Apply the options that can change while the sink runs."""
+        self.url = _Template(o["url"])
+        self.method = o.get("method") or "POST"
+        self.header_templates = {k: _Template(str(v)) for k, v in (o.get("headers") or {}).items()}
+        self.body = _Template(o["body"]) if o.get("body") else None
+        self._templated = any(t is not None and t.constant is None for t in
+                              (self.url, self.body, *self.header_templates.values()))
+        self.key = decode_secret(o["secret"]) if o.get("secret") else None
+        self.timeout = float(o.get("timeout") or 10.0)
+        batch = o.get("batch")
+        self.batch_max = int(batch["max_events"]) if batch else 1
+        self.batch_wait = float(batch["max_wait"]) if batch else 0.0
+        self.batching = batch is not None
+        self.max_attempts = int(o.get("max_attempts") or 10)
+        self.max_age = float(o.get("max_age") or 86400.0)
+        backoff = o.get("backoff") or {}
+        self.backoff_base = float(backoff.get("base", 1.0))
+        self.backoff_max = float(backoff.get("max", 300.0))
+        rate = parse_rate(o.get("rate_limit"))
+        self.limiter = RateLimiter(*rate) if rate else None
+        ob = o.get("outbox") or {}
+        self.max_events = int(ob.get("max_events") or 100_000)
+        self.when_full = ob.get("when_full") or "reject_new"
+
+    async def reconfigure(self, options: dict[str, Any]) -> bool:
+        """Take new URL, secret, templates, retries, limits and batching in place, so a
+        reload never stops accepting; another outbox or concurrency needs a restart."""
+        old, new = self.options, options
+        if any(old.get(k) != new.get(k) for k in self._RESTART_OPTIONS) or (
+                self.outbox.path != outbox_path(self.name, new, self.app.config)
+                or (old.get("outbox") or {}).get("synchronous")
+                != (new.get("outbox") or {}).get("synchronous")):
+            return False
+        self._configure(new)
+        self.options = new
+        if self.client is not None:
+            self.client.timeout = httpx.Timeout(self.timeout)
+        self._wake.set()
+        self.log.info("webhook sink %r: new options applied", self.name)
+        return True
 
     # -- lifespan -----------------------------------------------------------------------
 
