@@ -172,7 +172,7 @@ class Receiver:
             got = self.handler(req)
             if got is not None:
                 return _reply(got)
-        return self.default
+        return _reply(self.default)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)

@@ -534,3 +534,23 @@ async def test_a_reload_with_a_new_url_and_secret_loses_nothing(tmp_path, rx) ->
     for req in rx.ok():
         assert req.path == "/new"
         verifier.verify(req.body, req.headers)
+
+
+async def test_retries_back_off_exponentially_with_full_jitter(tmp_path, rx) -> None:
+    rx.default = 503
+    config = "shutdown_grace: 100ms\n" + hook_config(
+        rx.url, ", backoff: {base: 10s, max: 15s}, max_attempts: 99")
+    app = await start_app(write_config(tmp_path, config))
+    await app.publish_many(events(20))
+    await wait_until(lambda: sink_stats(app)["retries_total"] >= 20, what="one failure each")
+    await app.stop()
+    with Outbox(tmp_path / "webhook-hook.db", "hook") as outbox:
+        outbox.open()
+        rows = outbox.get(seq for seq, _ in outbox.pending())
+    assert len(rows) == 20
+    waits = []
+    for row in rows:
+        assert row.last_status == 503 and row.last_attempt is not None
+        waits.append(row.next_at - row.last_attempt)
+        assert 0 <= waits[-1] <= min(15, 10 * 2 ** (row.attempts - 1))
+    assert len({round(w, 3) for w in waits}) > 10       # spread out, not in lockstep
