@@ -302,3 +302,21 @@ async def test_a_followed_game_that_starts_later_reports_going_live(tmp_path: Pa
         assert started.game == name and started.home == "Denver Nuggets"
     finally:
         await rig.stop()
+
+
+async def test_a_feed_whose_teams_have_no_game_yet_connects_once_one_appears(
+        tmp_path: Path) -> None:
+    rig = await Rig.start(tmp_path, games=GAMES, scores={"teams": ["Knicks"]},
+                          rest={"poll": {"games": "1s"}})
+    try:
+        feed = rig.app.feeds["scores"]
+        await rig.wait_for(lambda: feed.status()["waiting_for_games"], what="the feed to wait")
+        assert rig.ws.handshakes == 0
+        knicks = "New York Knicks vs Boston Celtics, 2026-03-01, 07"
+        rig.rest.answers["get_games"] = {**GAMES, **get_games_entry(
+            knicks, "c0ffee000001", "NBA", "2026-03-01, 07:30 PM")}
+        conn = await rig.ws.next_connection(10)
+        assert (await conn.next_message(10))["filters"] == {"games": [knicks]}
+        assert not feed.status()["waiting_for_games"]
+    finally:
+        await rig.stop()
