@@ -554,3 +554,16 @@ async def test_retries_back_off_exponentially_with_full_jitter(tmp_path, rx) -> 
         waits.append(row.next_at - row.last_attempt)
         assert 0 <= waits[-1] <= min(15, 10 * 2 ** (row.attempts - 1))
     assert len({round(w, 3) for w in waits}) > 10       # spread out, not in lockstep
+
+
+async def test_many_dead_letters_do_not_flood_the_log(tmp_path, caplog) -> None:
+    app = await hook_app(tmp_path, f"http://127.0.0.1:{free_port()}", ", max_attempts: 1")
+    with caplog.at_level(logging.ERROR, logger="boltrouter.sink.hook"):
+        await app.publish_many(events(20))
+        await wait_until(lambda: sink_stats(app)["dead_letters"] == 20, what="20 dead letters")
+        await app.stop()
+    lines = [r.getMessage() for r in caplog.records if "dead letters" in r.getMessage()]
+    assert 2 <= len(lines) <= 5
+    assert "1 event(s) moved to the dead letters" in lines[0]
+    assert "deadletters list --config" in lines[0]
+    assert "(20 waiting there in all)" in lines[-1]

@@ -59,6 +59,8 @@ _PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
 _SECRET_HEADER = re.compile(r"(?i)auth|token|key|secret|signature|cookie|password")
 _POLL = 0.5
 """How often the delivery loop looks for rows another process (the CLI) added."""
+_DEAD_LOG_EVERY = 10.0
+"""At most one log line per this many seconds about new dead letters (plus a count)."""
 
 
 # --- option parsing -------------------------------------------------------------------------
@@ -325,6 +327,8 @@ class WebhookSink(Sink):
         self._warned_full = 0.0
         self._failures_in_a_row = 0
         self._pause_until = 0.0
+        self._dead_logged_at = -_DEAD_LOG_EVERY
+        self._unlogged_dead = 0
         self.delivered_total = 0
         self.dead_total = 0
         self.retries_total = 0
@@ -414,6 +418,7 @@ class WebhookSink(Sink):
         if self.client is not None:
             await self.client.aclose()
             self.client = None
+        self._log_unlogged_dead()
         if self._open:
             left = self._size
             if left:
@@ -514,6 +519,9 @@ class WebhookSink(Sink):
                 self._size = self.outbox.count()
                 self._dead = self.outbox.dead_count()
                 self._publish_gauges()
+        if self._unlogged_dead and mono - self._dead_logged_at >= _DEAD_LOG_EVERY:
+            self._dead_logged_at = mono
+            self._log_unlogged_dead()
         now = time.time()
         while self._delayed and self._delayed[0][0] <= now:
             heapq.heappush(self._due, heapq.heappop(self._delayed)[1])
@@ -829,16 +837,31 @@ class WebhookSink(Sink):
 
     def _bury(self, rows: list[OutboxRow], status: int | None, response: str | None,
               reason: str) -> None:
-        moved = self.outbox.bury([r.seq for r in rows], status, response, reason)
+        moved = self.outbox.bury([r.seq for r in rows], status,
+                                 response if status is not None else None, reason)
         self._size -= moved
         self._dead += moved
         self.dead_total += moved
         self._count("dead_letter", moved)
         self._publish_gauges()
+        self._unlogged_dead += moved
+        now = time.monotonic()
+        if now - self._dead_logged_at < _DEAD_LOG_EVERY:
+            return
+        self._dead_logged_at = now
         ids = ", ".join(r.event_id for r in rows[:3]) + (" ..." if len(rows) > 3 else "")
         self.log.error("webhook sink %r: %d event(s) moved to the dead letters (%s): %s. "
                        "See `boltrouter deadletters list --config %s --sink %s`.",
                        self.name, moved, ids, reason, self.app.config.path, self.name)
+        self._unlogged_dead -= moved
+        self._log_unlogged_dead()
+
+    def _log_unlogged_dead(self) -> None:
+        if self._unlogged_dead:
+            self.log.error("webhook sink %r: %d more event(s) moved to the dead letters "
+                           "(%d waiting there in all)", self.name, self._unlogged_dead,
+                           self._dead)
+            self._unlogged_dead = 0
 
     def _count(self, result: str, n: int) -> None:
         if n:
