@@ -312,6 +312,7 @@ async def test_a_feed_whose_teams_have_no_game_yet_connects_once_one_appears(
         feed = rig.app.feeds["scores"]
         await rig.wait_for(lambda: feed.status()["waiting_for_games"], what="the feed to wait")
         assert rig.ws.handshakes == 0
+        assert not feed.required_for_ready                 # waiting is not a readiness fault
         knicks = "New York Knicks vs Boston Celtics, 2026-03-01, 07"
         rig.rest.answers["get_games"] = {**GAMES, **get_games_entry(
             knicks, "c0ffee000001", "NBA", "2026-03-01, 07:30 PM")}

@@ -134,6 +134,11 @@ class SelectedGamesFeed(WebsocketFeed):
         st["waiting_for_games"] = self.waiting_for_games
         return st
 
+    @property
+    def required_for_ready(self) -> bool:
+        """Waiting for a chosen game to be listed is not a fault."""
+        return not self.waiting_for_games
+
     async def _wait_for_catalogue(self) -> None:
         if self.selects_everything or self.app.catalogue.loaded:
             return
