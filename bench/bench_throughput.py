@@ -28,6 +28,8 @@ from websockets.asyncio.client import connect
 from . import _support as s
 
 GAMES, BOOKS, OUTCOMES = 200, 10, 20      # 40,000 lines: a busy full-market subscription
+_MAX_UNACKED = 10_000
+"""QoS 1 message ids are 16 bits: a script must not queue more than that unacknowledged."""
 _TOPIC_SAFE = str.maketrans({"+": "_", "#": "_", "/": "_"})
 
 
@@ -64,7 +66,7 @@ async def paho_script(server: s.FrameServer, broker: s.Mosquitto) -> float:
     import paho.mqtt.client as mqtt
 
     expected = server.info["updates"]
-    published = 0
+    published = queued = 0
     done = threading.Event()
 
     def on_publish(*_a: Any) -> None:
@@ -92,6 +94,9 @@ async def paho_script(server: s.FrameServer, broker: s.Mosquitto) -> float:
                 for key, line in data["outcomes"].items():
                     client.publish(f"{topic}/{key.translate(_TOPIC_SAFE)}",
                                    json.dumps(line), qos=1)
+                    queued += 1
+                while queued - published > _MAX_UNACKED:       # paho reuses message ids
+                    await asyncio.sleep(0.0005)
         await asyncio.get_running_loop().run_in_executor(None, done.wait, 120)
         elapsed = time.perf_counter() - t0
     finally:
