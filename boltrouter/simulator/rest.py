@@ -86,8 +86,6 @@ class Reply:
         self.headers = headers or {}
 
     def encode(self) -> bytes:
-        if isinstance(self.body, bytes):
-            return self.body
         if isinstance(self.body, str):
             return self.body.encode()
         return orjson.dumps(self.body)
@@ -331,7 +329,6 @@ class RestServer:
 
     def __init__(self, sim: SimulatorServer) -> None:
         self.sim = sim
-        self.requests = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._windows: dict[str, RateWindow] = {}
@@ -428,7 +425,6 @@ class RestServer:
     def _answer(self, request: h11.Request, body: bytes, ip: str) -> Reply:
         from .server import INVALID_KEY_BODY
 
-        self.requests += 1
         parts = urlsplit(request.target.decode("latin-1"))
         query = parse_qs(parts.query)
         path = parts.path.rstrip("/")
