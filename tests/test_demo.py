@@ -172,3 +172,19 @@ def test_a_recording_replays_into_the_same_odds_events(tmp_path):
     assert len(live) > 100
     assert live == again
     assert any(row[6] for row in live), "odds events should carry universal_id from get_games"
+
+
+def test_record_and_simulate_explain_what_is_wrong_when_they_cannot_start(tmp_path):
+    (tmp_path / "config.yaml").write_text("simulator: {games: 3}\n")
+    record = boltrouter("record", "--config", "config.yaml", str(tmp_path / "no" / "out.jsonl"),
+                        cwd=tmp_path)
+    assert record.returncode == 1
+    assert "cannot write" in record.stderr and "No such file or directory" in record.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        simulate = boltrouter("simulate", "--port", str(port), cwd=tmp_path)
+    assert simulate.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in simulate.stderr
+    assert "Traceback" not in record.stderr + simulate.stderr
