@@ -26,6 +26,7 @@ BOLTROUTER = Path(sys.executable).parent / "boltrouter"
 MEMORY_PLUGIN = '''
 import boltrouter
 from boltrouter.config import Field
+from boltrouter.rule import Rule
 from boltrouter.sink import Sink
 
 class Memory(Sink):
@@ -39,9 +40,23 @@ class Memory(Sink):
     async def write(self, batch):
         Memory.seen.extend((self.options["label"], d.route, d.event.id) for d in batch)
 
+class Tally(Rule):
+    options_schema = {"label": Field(str, default="")}
+
+    def __init__(self, name, options, app):
+        super().__init__(name, options, app)
+        self.seen = 0
+
+    def on_event(self, event):
+        self.seen += 1
+
 @boltrouter.hookimpl
 def register_sink_types(register):
     register("memory", Memory)
+
+@boltrouter.hookimpl
+def register_rule_types(register):
+    register("tally", Tally)
 '''
 
 ROUTES = """
@@ -125,6 +140,28 @@ async def test_a_reload_keeps_the_throttle_of_an_unchanged_route_and_loses_no_ev
         assert app.metrics.get("route_suppressed", route="first-score", reason="throttle") == 1
         assert app.metrics.get("route_matched", route="added") == 1
         assert app.metrics.get("reloads", result="applied") == 1
+    finally:
+        await app.stop()
+
+
+async def test_a_reload_keeps_unchanged_rules_and_their_state(memory_config: Path) -> None:
+    write(memory_config, memory_config.read_text() + """
+rules:
+  kept: {type: tally, label: same}
+  changed: {type: tally, label: before}
+""")
+    app = App(load_config(memory_config))
+    await app.start(feeds=False)
+    try:
+        for i in range(3):
+            await app.publish(Event("test.tick", {"i": i}))
+        kept = app.rules["kept"]
+        write(memory_config, memory_config.read_text().replace("label: before", "label: after"))
+        assert await app.reload() == []
+        assert app.rules["kept"] is kept and kept.seen == 3
+        assert app.rules["changed"].options["label"] == "after" and app.rules["changed"].seen == 0
+        await app.publish(Event("test.tick", {"i": 3}))
+        assert kept.seen == 4 and app.rules["changed"].seen == 1
     finally:
         await app.stop()
 
