@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 import time
 from collections import defaultdict
@@ -85,17 +86,24 @@ class Metrics:
             hist = series[key] = Histogram()
         return hist
 
-    def acknowledged(self, sink: str, events: Iterable[Any]) -> None:
+    def acknowledged(self, sink: str, events: Iterable[Any], *, from_disk: bool = False) -> None:
         """Record the latency of events a sink just acknowledged.
 
         ``sink_latency_seconds``: from receipt by boltrouter; ``feed_to_sink_latency_seconds``:
         from the feed's own timestamp (``event.time``), so upstream delay counts too.
+        Durable sinks pass ``from_disk=True`` for events read back from their outbox:
+        receipt is then taken from ``event.received`` (the in-memory clock is gone).
         """
         mono, wall = time.monotonic(), time.time()
         from_receipt = self.histogram("sink_latency_seconds", sink=sink)
         from_feed = self.histogram("feed_to_sink_latency_seconds", sink=sink)
         for event in events:
-            from_receipt.observe(mono - event.mono)
+            if from_disk:
+                received = _epoch(event.received)
+                if received is not None:
+                    from_receipt.observe(max(0.0, wall - received))
+            else:
+                from_receipt.observe(mono - event.mono)
             stamp = _epoch(event.time)
             if stamp is not None:
                 from_feed.observe(max(0.0, wall - stamp))
@@ -131,7 +139,7 @@ class Metrics:
                     out.append(f"# HELP {full} {self.help.get(name) or HELP[name]}")
                 out.append(f"# TYPE {full} {kind}")
                 for labels, value in sorted(table[name].items()):
-                    out.append(f"{full}{fmt(labels)} {value:g}")
+                    out.append(f"{full}{fmt(labels)} {_number(value)}")
         for name in sorted(self.histograms):
             full = prefix + name
             if name in self.help or name in HELP:
@@ -144,9 +152,21 @@ class Metrics:
                     out.append(f"{full}_bucket{fmt(labels, (('le', f'{bound:g}'),))} {cumulative}")
                 cumulative += hist.counts[-1]
                 out.append(f"{full}_bucket{fmt(labels, (('le', '+Inf'),))} {cumulative}")
-                out.append(f"{full}_sum{fmt(labels)} {hist.sum:g}")
+                out.append(f"{full}_sum{fmt(labels)} {_number(hist.sum)}")
                 out.append(f"{full}_count{fmt(labels)} {hist.count}")
         return "\n".join(out) + "\n"
+
+
+def _number(value: float) -> str:
+    """A sample value in full precision (``{:g}`` would turn 1234567 into 1.23457e+06)."""
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value)
 
 
 def _epoch(iso: str) -> float | None:

@@ -401,3 +401,18 @@ routes:
         daemon.terminate()
         daemon.wait(30)
         log.close()
+
+
+def test_metrics_keep_full_precision_past_a_million() -> None:
+    from boltrouter.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.inc("events_in", 1_234_567, type="odds.line_changed", feed="odds")
+    metrics.observe("sink_latency_seconds", 0.0123456789, sink="archive")
+    metrics.set("feed_last_message_age_seconds", float("nan"), feed="scores")
+    samples = {s.name: s.value for f in text_string_to_metric_families(metrics.render())
+               for s in f.samples}
+    assert samples["boltrouter_events_in_total"] == 1_234_567
+    assert samples["boltrouter_sink_latency_seconds_sum"] == 0.0123456789
+    assert samples["boltrouter_feed_last_message_age_seconds"] != samples[
+        "boltrouter_feed_last_message_age_seconds"]   # NaN
