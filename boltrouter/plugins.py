@@ -125,7 +125,11 @@ def load_plugins_dir(pm: PluginManager, directory: Path) -> list[str]:
                           "remove plugins_dir from the config")
     loaded = []
     for path in sorted(directory.glob("*.py")):
-        if path.name.startswith("_") or pm.has_plugin(path.stem):
+        if path.name.startswith("_"):
+            continue
+        if pm.has_plugin(path.stem):
+            pm.failed(path.stem, str(path), f"a plugin named {path.stem!r} is already loaded "
+                      f"({pm.origins.get(path.stem, 'plugin')}); rename the file")
             continue
         module_name = f"boltrouter_plugin_{path.stem}"
         spec = importlib.util.spec_from_file_location(module_name, path)
