@@ -64,6 +64,7 @@ _GAME_TYPES = _LINE_TYPES | {
 _AUTH_REFUSALS = {"not authorized", "bad user name or password", "bad username or password"}
 _UPCOMING_WINDOW = 6 * 3600.0    # a scheduled game that started less ago still counts as next
 _TICK = 1.0
+_STATE_EVERY = 0.1   # state topics are refreshed at most this often: bursts coalesce
 _HIGH_WATER = 5000   # messages handed to paho and not acknowledged yet: write() waits above
 _LOW_WATER = 1000    # ... and goes on below this
 
@@ -886,6 +887,7 @@ class MqttSink(Sink):
                 self.app.metrics.inc("plugin_errors", plugin=f"sink:{self.name}")
                 log.exception("sink %r could not update its state topics: %s", self.name,
                               redact(exc))
+            await asyncio.sleep(_STATE_EVERY)
 
     def _publish_states(self) -> None:
         games = set(self._dirty)
