@@ -68,7 +68,7 @@ class PluginGroup(click.Group):
         before = len(pm.problems)
         call_each(pm, "register_commands", cli=self)
         for problem in pm.problems[before:]:
-            click.echo(f"warning: {problem}; its commands are not available", err=True)
+            click.echo(f"warning: {redact(problem)}; its commands are not available", err=True)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands:
@@ -129,7 +129,7 @@ def check(config_path: str) -> None:
     for name in sorted(set(config.unset_env)):
         click.echo(f"note: environment variable {name} is not set (expanded to empty)", err=True)
     for problem in config.pm.problems:
-        click.echo(f"warning: {problem}; the daemon runs without it", err=True)
+        click.echo(f"warning: {redact(problem)}; the daemon runs without it", err=True)
     click.echo(f"{config_path}: OK. {config.summary()}")
 
 
@@ -149,7 +149,7 @@ def plugins(config_path: str | None, as_json: bool) -> None:
         click.echo(f"{row['name']} {row['version'] or '-'} ({row['origin']})")
         click.echo(f"    hooks: {', '.join(row['hooks'])}")
     for problem in pm.problems:
-        click.echo(f"not loaded: {problem}", err=True)
+        click.echo(f"not loaded: {redact(problem)}", err=True)
 
 
 @cli.command()
