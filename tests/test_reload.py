@@ -181,7 +181,8 @@ async def test_a_rejected_reload_keeps_the_running_routes(memory_config: Path) -
         await app.stop()
 
 
-async def test_changed_filters_resubscribe_on_the_open_connection(tmp_path: Path) -> None:
+async def test_changed_filters_resubscribe_on_the_open_connection_and_feeds_come_and_go(
+        tmp_path: Path) -> None:
     config = write(tmp_path / "config.yaml", """
 state_dir: state
 simulator: {seed: 5, games: 6, updates_per_second: 50}
@@ -207,6 +208,19 @@ boltodds:
         assert app.simulator.connects == connects
         assert app.feeds["odds"].reconnects == 0
         assert app.feeds["odds"].connected
+
+        # a feed added by a reload starts; removed again, it stops
+        scores = config.read_text().replace("  rest:", "  scores: {sports: [NBA, NFL]}\n  rest:")
+        write(config, scores)
+        assert await app.reload() == []
+        await wait_until(lambda: "scores" in app.feeds and app.feeds["scores"].connected,
+                         timeout=20, what="the added scores feed connected")
+        write(config, scores.replace("  scores: {sports: [NBA, NFL]}\n", ""))
+        assert await app.reload() == []
+        assert "scores" not in app.feeds
+        await wait_until(lambda: app.simulator.connection_count("scores") == 0,
+                         what="the scores connection closed")
+        assert app.feeds["odds"].reconnects == 0
     finally:
         await app.stop()
 
