@@ -232,9 +232,6 @@ class Static:
     get: Getter
     matcher: Matcher
 
-    def __call__(self, event: Event) -> bool:
-        return self.matcher.test(normalize(self.get(event)))
-
 
 @dataclass(eq=False)
 class Transition:
@@ -343,6 +340,16 @@ class Route:
     signature: bytes = b""
     raw: dict[str, Any] = field(default_factory=dict)
     state: RouteState = field(default_factory=RouteState)
+    checks: tuple[tuple[Getter, frozenset[Any], re.Pattern[str] | None], ...] = ()
+    """``static`` flattened for ``matches``, the hot path; set by ``seal``."""
+    limited: bool = False
+    """True when the route has a throttle, cooldown or dedupe; set by ``seal``."""
+
+    def seal(self) -> None:
+        """Derive what matching reads on every event, once the conditions are compiled."""
+        self.checks = tuple((c.get, c.matcher.exact, c.matcher.regex) for c in self.static)
+        self.limited = (self.throttle is not None or self.cooldown is not None
+                        or self.dedupe is not None)
 
     def new_state(self) -> RouteState:
         return RouteState(
@@ -351,10 +358,6 @@ class Route:
             cooldown=Window(self.cooldown.period) if self.cooldown else None,
             dedupe=Window(self.dedupe.period) if self.dedupe else None,
         )
-
-    @property
-    def limited(self) -> bool:
-        return self.throttle is not None or self.cooldown is not None or self.dedupe is not None
 
     def exact(self, path: str) -> frozenset[Any] | None:
         """The exact values this route requires for ``path`` (None: no such condition)."""
@@ -365,8 +368,9 @@ class Route:
 
     def matches(self, event: Event) -> bool:
         """The stateless part of ``when``."""
-        for cond in self.static:
-            if not cond(event):
+        for get, exact, regex in self.checks:
+            key = normalize(get(event))
+            if key not in exact and (regex is None or key is None or regex.match(key) is None):
                 return False
         return True
 
@@ -656,6 +660,7 @@ class _Compiler:
             {k: r.get(k) for k in ("when", "if", "for", "throttle", "cooldown", "dedupe")},
             default=str, option=orjson.OPT_SORT_KEYS)
         route.state = route.new_state()
+        route.seal()
         return route if self.ok else None
 
 
