@@ -102,7 +102,14 @@ class App:
         self.ready = True
 
     async def _start_sink(self, name: str, cls: type, options: dict[str, Any]) -> None:
-        sink = cls(name, options, self)
+        try:
+            sink = cls(name, options, self)
+        except Exception as exc:  # a plugin's sink must not keep the others from starting
+            log.error("sink %r could not be created: %s: %s; events routed to it are dropped",
+                      name, type(exc).__name__, redact(exc))
+            self.metrics.inc("plugin_errors", plugin=f"sink:{name}")
+            self.metrics.inc("sink_start_failed", sink=name)
+            return
         await self._open_sink(sink)
         self.sinks[name] = sink
         self.bus.add(name, sink, options)
@@ -119,7 +126,13 @@ class App:
     def _build_rules(self, config: Config) -> None:
         self.rules = {}
         for name, (cls, options) in config.rules.items():
-            self.rules[name] = cls(name, options, self)
+            try:
+                self.rules[name] = cls(name, options, self)
+            except Exception as exc:  # nor a plugin's rule keep the others from running
+                log.error("rule %r could not be created: %s: %s; it is left out", name,
+                          type(exc).__name__, redact(exc))
+                self.metrics.inc("plugin_errors", plugin=f"rule:{name}")
+                continue
             for etype, desc in getattr(cls, "emits", {}).items():
                 self.event_types.setdefault(etype, desc)
         self._rule_list = list(self.rules.values())

@@ -366,3 +366,52 @@ async def test_the_sink_plugin_of_the_readme_works_as_printed(tmp_path: Path) ->
     assert moves and written == [{"game": e.game, "odds": e.data["new_odds"]} for e in moves]
     assert app.metrics.total("jsonl_example_disconnects") == 1
     assert {r["name"]: r["version"] for r in plugin_info(app.pm)}["jsonl_sink"] == "1.0.0"
+
+
+async def test_a_sink_or_rule_that_cannot_be_created_leaves_the_others_running(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = plugin_dir(tmp_path, fragile='''
+import boltrouter
+from boltrouter.rule import Rule
+from boltrouter.sink import Sink
+
+
+class Fragile(Sink):
+    def __init__(self, name, options, app):
+        raise OSError("device not found")
+
+
+class FragileRule(Rule):
+    def __init__(self, name, options, app):
+        raise KeyError("missing table")
+
+
+@boltrouter.hookimpl
+def register_sink_types(register):
+    register("fragile", Fragile)
+
+
+@boltrouter.hookimpl
+def register_rule_types(register):
+    register("fragile_rule", FragileRule)
+''')
+    cfg = config_file(tmp_path, folder, """
+sinks:
+  bad: {type: fragile}
+  good: {type: flaky, mode: ok}
+rules:
+  broken: {type: fragile_rule}
+routes:
+  - {name: all, when: {type: "*"}, to: [bad, good]}
+""")
+    events = recording(changes=10)
+    with caplog.at_level(logging.ERROR):
+        app = await start_app(cfg)
+        await app.publish_many(events)
+        await app.stop()
+    assert app.sinks["good"].seen == [e.id for e in events]  # type: ignore[attr-defined]
+    assert "bad" not in app.sinks and "broken" not in app.rules
+    assert "sink 'bad' could not be created: OSError: device not found" in caplog.text
+    assert "rule 'broken' could not be created: KeyError" in caplog.text
+    assert app.metrics.total("plugin_errors", plugin="sink:bad") == 1
+    assert app.metrics.total("plugin_errors", plugin="rule:broken") == 1
