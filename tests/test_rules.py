@@ -598,6 +598,34 @@ async def test_a_message_that_reprices_both_sides_shows_no_phantom_arbitrage_or_
         ("rule.arbitrage_closed", None, ["draftkings", "fanduel"], at(40))]
 
 
+# --- the daemon ----------------------------------------------------------------------------
+
+async def test_the_rules_run_on_the_simulators_odds_feed(tmp_path: Path) -> None:
+    """The whole path: simulator -> odds feed -> odds board -> rules -> routes -> sink."""
+    path = config(tmp_path, ALL_RULES + "\n  small: {type: line_move, min_prob_change: 0.005}")
+    path.write_text(path.read_text() + "state_dir: state\n"
+                    "simulator: {seed: 7, games: 8, updates_per_second: 400}\n")
+    app = App(load_config(path))
+    await app.start()
+    try:
+        seen = app.sinks["mem"].seen  # type: ignore[attr-defined]
+        await wait_until(lambda: {"rule.line_move", "rule.best_line_changed"}
+                         <= {e.type for e in seen}, 60, "line moves and best prices")
+    finally:
+        await app.stop()
+    for event in seen:
+        data = event.data
+        assert event.feed in app.rules and event.game and event.sport, event
+        if event.type == "rule.line_move":
+            assert abs(data["change"]) >= (0.04 if event.feed == "moves" else 0.005) - 1e-6
+            assert data["old_odds"] != data["new_odds"] and data["link"], data
+        elif event.type == "rule.best_line_changed":
+            assert data["best_books"] and data["best_decimal"] > 1, data
+        elif event.type == "rule.arbitrage":
+            assert data["implied"] < 1 and len({leg["side"] for leg in data["legs"]}) >= 2
+            assert abs(sum(leg["stake"] for leg in data["legs"]) - 100) < 0.05
+
+
 # --- a rule plugin -----------------------------------------------------------------------
 
 async def test_the_example_rule_plugin_loads_from_plugins_dir_and_its_events_are_routed(
