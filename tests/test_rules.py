@@ -477,6 +477,30 @@ async def test_removed_and_finished_games_leave_no_state_behind(tmp_path: Path) 
     assert [e.type for e in app.sinks["mem"].seen].count("rule.arbitrage_closed") == 1  # type: ignore
 
 
+async def test_a_cleared_book_closes_its_arbitrages_and_leaves_no_lines(tmp_path: Path) -> None:
+    nfl, nfl_uid = "Buffalo Bills vs Cincinnati Bengals, 2025-12-07, 13", "buf-cin-1207"
+    app = await start_app(config(tmp_path, ALL_RULES))
+    try:
+        await app.publish(added("draftkings", 0, {OVER_220: "+110", UNDER_220: "-110"}))
+        await app.publish(added("betmgm", 1, {O_220: "-120", U_220: "+105"}))
+        nfl_game = added("betmgm", 2, {ML_HOME: "-150"}, nfl, nfl_uid)
+        nfl_game.sport = "NFL"
+        await app.publish(nfl_game)
+        await settled(app, {"games": 2, "lines": 5, "books": 2, "ids": 2, "arbs": 1})
+        # betmgm clears its NBA lines: the arbitrage goes, its NFL game stays
+        await app.publish(Event("odds.sport_cleared", {"sport": "NBA", "sportsbook": "betmgm"},
+                                time=at(3), feed="odds", sport="NBA", sportsbook="betmgm"))
+        await settled(app, {"games": 2, "lines": 3, "books": 2, "ids": 2, "arbs": 0})
+        await app.publish(Event("odds.book_cleared", {"sportsbook": "betmgm"}, time=at(4),
+                                feed="odds", sportsbook="betmgm"))
+        await settled(app, {"games": 1, "lines": 2, "books": 1, "ids": 1, "arbs": 0})
+    finally:
+        await app.stop()
+    closed = [e for e in app.sinks["mem"].seen  # type: ignore[attr-defined]
+              if e.type == "rule.arbitrage_closed"]
+    assert [e.data["reason"] for e in closed] == ["betmgm removed the game"]
+
+
 async def test_windows_keep_only_the_prices_they_need(tmp_path: Path) -> None:
     app = await start_app(config(tmp_path, ALL_RULES))
     try:
