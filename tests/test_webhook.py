@@ -567,3 +567,23 @@ async def test_many_dead_letters_do_not_flood_the_log(tmp_path, caplog) -> None:
     assert "1 event(s) moved to the dead letters" in lines[0]
     assert "deadletters list --config" in lines[0]
     assert "(20 waiting there in all)" in lines[-1]
+
+
+async def test_a_second_process_on_the_same_outbox_only_queues_for_the_first(tmp_path, rx,
+                                                                              caplog) -> None:
+    cfg = write_config(tmp_path, hook_config(rx.url))
+    daemon = await start_app(cfg)
+    first, *sent = events(6)
+    await daemon.publish(first)
+    await wait_until(lambda: first.id in rx.ids(), what="the daemon delivering")
+    with caplog.at_level(logging.WARNING):
+        replay = await start_app(cfg)            # e.g. `boltrouter replay` with the same config
+        await replay.publish_many(sent)
+        await wait_until(lambda: "another boltrouter process is delivering" in caplog.text,
+                         what="the warning")
+        await replay.stop()
+    await wait_until(lambda: rx.ids() == {e.id for e in [first, *sent]},
+                     what="the daemon delivering the other process's events")
+    await daemon.stop()
+    assert replay.sinks["hook"].stats()["delivered_total"] == 0
+    assert daemon.sinks["hook"].stats()["delivered_total"] == 6

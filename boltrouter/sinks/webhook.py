@@ -422,8 +422,10 @@ class WebhookSink(Sink):
         if self._open:
             left = self._size
             if left:
+                who = ("the next start" if self._lock_fd is not None else
+                       "the boltrouter process delivering from it")
                 self.log.info("webhook sink %r: %d event(s) stay in the outbox %s and are "
-                              "delivered on the next start", self.name, left, self.outbox.path)
+                              "delivered by %s", self.name, left, self.outbox.path, who)
             self.outbox.close()
             self._open = False
         self._release_lock()
