@@ -525,8 +525,9 @@ def event_seqs(payload: bytes) -> list[int]:
 
 # --- boltrouter itself ----------------------------------------------------------------------
 
-async def start_app(folder: Path, config_text: str, feed_url: str) -> tuple[Any, Any]:
-    """An ``App`` from ``config_text`` with only its odds feed running against ``feed_url``."""
+async def app_with_feed(folder: Path, config_text: str, feed_url: str = "") -> tuple[Any, Any]:
+    """A started ``App`` from ``config_text`` and its odds feed, not connected: frames can
+    be handed to ``feed.handle_frame`` directly."""
     from boltrouter.app import App
     from boltrouter.config import load_config
 
@@ -538,6 +539,12 @@ async def start_app(folder: Path, config_text: str, feed_url: str) -> tuple[Any,
     cls, options = cfg.feeds["odds"]
     feed = cls("odds", dict(options, url=feed_url, check_filters=False), app)
     app.feeds["odds"] = feed
+    return app, feed
+
+
+async def start_app(folder: Path, config_text: str, feed_url: str) -> tuple[Any, Any]:
+    """An ``App`` from ``config_text`` with only its odds feed running against ``feed_url``."""
+    app, feed = await app_with_feed(folder, config_text, feed_url)
     app._tasks.append(asyncio.create_task(app._run_feed(feed), name="feed:odds"))
     return app, feed
 
