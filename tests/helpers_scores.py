@@ -68,10 +68,12 @@ class Rest:
 
 
 class Rig:
-    def __init__(self, app: App, ws: ScriptServer, rest: Rest) -> None:
+    def __init__(self, app: App, ws: ScriptServer, rest: Rest, doc: dict[str, Any]) -> None:
         self.app = app
         self.ws = ws
         self.rest = rest
+        self.doc = doc
+        """The config the daemon runs with; edit it and call ``reload``."""
         self.events: list[Event] = []
         app.taps.append(lambda event, routes: self.events.append(event))
 
@@ -97,9 +99,14 @@ class Rig:
         path = folder / "config.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         app = App(load_config(path))
-        rig = cls(app, ws, server)
+        rig = cls(app, ws, server, doc)
         await app.start()
         return rig
+
+    async def reload(self) -> None:
+        """Write ``doc`` back and reload the daemon as SIGHUP does."""
+        Path(self.app.config.path).write_text(yaml.safe_dump(self.doc, sort_keys=False))
+        assert await self.app.reload() == []
 
     async def stop(self) -> None:
         await self.app.stop()

@@ -330,3 +330,22 @@ def daemon_status(state_dir: Path) -> dict[str, Any]:
     except OSError:
         return {}
     return json.loads(raw.partition(b"\r\n\r\n")[2] or b"{}")
+
+
+async def test_a_reload_starts_new_pollers_and_applies_new_intervals(tmp_path: Path) -> None:
+    rig = await Rig.start(tmp_path, games=GAMES, answers={"boxscores": BOXSCORE}, rest={
+        "rate_limit": {"per_minute": 6000, "burst": 100}, "poll": {"games": "1h"}})
+    try:
+        await rig.wait_for(lambda: rig.rest.calls("get_games"), what="the catalogue")
+        assert rig.rest.calls("boxscores") == []
+        rig.doc["boltodds"]["rest"]["poll"] = {"games": "1s",
+                                               "boxscores": {"games": [BUCS], "every": "1h"}}
+        await rig.reload()
+        [box] = await rig.wait_for(lambda: rig.of_type("boxscore.updated"), what="a box score")
+        assert box.data["home_score"] == 13
+        calls = len(rig.rest.calls("get_games"))
+        await rig.wait_for(lambda: len(rig.rest.calls("get_games")) >= calls + 2,
+                           what="get_games at the new interval")
+        assert rig.app.feeds["rest"].connected
+    finally:
+        await rig.stop()

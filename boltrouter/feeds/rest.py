@@ -63,6 +63,7 @@ KEY_REFUSED = "BoltOdds refused the API key: check BOLTODDS_API_KEY"
 VOLATILE_KEYS = frozenset({"_dob", "_maxage", "_synced", "updated_uts"})
 """Keys that change on every answer without the content changing."""
 GAMES_PER_REQUEST = 50
+_UNSET = object()
 
 
 class RestError(Exception):
@@ -374,6 +375,7 @@ class RestFeed(Feed):
         self._hashes: dict[tuple[str, str], str] = {}
         self._seeded: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._options_changed = asyncio.Event()
 
     def make_client(self) -> RestClient:
         limits = self.options.get("rate_limit") or {}
@@ -384,38 +386,65 @@ class RestFeed(Feed):
                           timeout=float(self.options.get("timeout", 20.0)),
                           metrics=self.app.metrics)
 
+    def _pollers(self) -> dict[str, tuple[float, Callable[[], Awaitable[None]], Any]]:
+        """The pollers the options ask for: name -> (interval, poll, its options)."""
+        poll = self.options.get("poll") or {}
+        every = float(poll.get("games", 600.0))
+        wanted: dict[str, tuple[float, Callable[[], Awaitable[None]], Any]] = {
+            "get_games": (every, self.poll_games, every)}
+        for key, fn in (("parlays", self.poll_parlays), ("boxscores", self.poll_boxscores),
+                        ("match_stats", self.poll_match_stats),
+                        ("match_info", self.poll_match_info)):
+            spec = poll.get(key)
+            if spec:
+                wanted[key] = (float(spec["every"]), fn, spec)
+        return wanted
+
+    def _client_settings(self) -> tuple[Any, ...]:
+        return tuple(self.options.get(k) for k in ("url", "timeout", "retries", "rate_limit"))
+
     async def run(self) -> None:
         self.client = self.make_client()
+        settings = self._client_settings()
+        polled: dict[str, Any] = {}     # poller -> the options it last ran with
         try:
             await self._guard("get_games", self.poll_games)
-            poll = self.options.get("poll") or {}
-            loops: list[tuple[str, float, Callable[[], Awaitable[None]]]] = [
-                ("get_games", float(poll.get("games", 600.0)), self.poll_games)]
-            for key, fn in (("parlays", self.poll_parlays), ("boxscores", self.poll_boxscores),
-                            ("match_stats", self.poll_match_stats),
-                            ("match_info", self.poll_match_info)):
-                spec = poll.get(key)
-                if spec:
-                    loops.append((key, float(spec["every"]), fn))
-                    if key != "get_games":
-                        await self._guard(key, fn)
-            self._tasks = [asyncio.create_task(self._loop(*loop), name=f"feed:rest:{loop[0]}")
-                           for loop in loops]
-            await asyncio.gather(*self._tasks)
+            polled["get_games"] = self._pollers()["get_games"][2]
+            while True:
+                self._options_changed.clear()
+                for name, (every, fn, spec) in self._pollers().items():
+                    first = polled.get(name, _UNSET) != spec   # new or changed: poll now
+                    polled[name] = spec
+                    self._tasks.append(asyncio.create_task(self._loop(name, every, fn, first),
+                                                           name=f"feed:rest:{name}"))
+                await self._options_changed.wait()
+                await self._stop_pollers()
+                if self._client_settings() != settings:
+                    settings = self._client_settings()
+                    await self.client.aclose()
+                    self.client = self.make_client()
         finally:
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._tasks = []
+            await self._stop_pollers()
             self.connected = False
             await self.client.aclose()
             self.client = None
 
-    async def reconfigure(self, options: dict[str, Any]) -> None:
-        self.options = options   # intervals and selections are read on every poll
+    async def _stop_pollers(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
 
-    async def _loop(self, what: str, every: float,
-                    fn: Callable[[], Awaitable[None]]) -> None:
+    async def reconfigure(self, options: dict[str, Any]) -> None:
+        """New intervals, selections or endpoints apply at once; a poller that is new or
+        whose options changed polls right away."""
+        self.options = options
+        self._options_changed.set()
+
+    async def _loop(self, what: str, every: float, fn: Callable[[], Awaitable[None]],
+                    first: bool) -> None:
+        if first:
+            await self._guard(what, fn)
         while True:
             await self.clock.sleep(every)
             await self._guard(what, fn)
