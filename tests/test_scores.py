@@ -321,3 +321,23 @@ async def test_a_feed_whose_teams_have_no_game_yet_connects_once_one_appears(
         assert not feed.status()["waiting_for_games"]
     finally:
         await rig.stop()
+
+
+async def test_a_reload_that_chooses_other_teams_resubscribes_or_wakes_a_waiting_feed(
+        tmp_path: Path) -> None:
+    rig = await Rig.start(tmp_path, games={**GAMES, **OTHER}, scores={"teams": ["Knicks"]})
+    try:
+        feed = rig.app.feeds["scores"]
+        await rig.wait_for(lambda: feed.status()["waiting_for_games"], what="the feed to wait")
+        rig.doc["boltodds"]["scores"]["teams"] = ["Away Team"]
+        await rig.reload()
+        conn = await rig.ws.next_connection(10)
+        assert (await conn.next_message(10))["filters"] == {
+            "games": ["Home Team vs Away Team, 2026-03-01, 07"]}
+        feed.clock = FakeClock()          # no real wait for upstream's 5 s re-subscribe limit
+        rig.doc["boltodds"]["scores"]["teams"] = ["Georgia Panthers", "Away Team"]
+        await rig.reload()
+        assert (await conn.next_message(10))["filters"] == {
+            "games": [GEORGIA, "Home Team vs Away Team, 2026-03-01, 07"]}
+    finally:
+        await rig.stop()

@@ -97,6 +97,11 @@ class SelectedGamesFeed(WebsocketFeed):
             return None   # nothing chosen plays now: keep the previous subscription
         return {"action": "subscribe", "filters": {"games": games}}
 
+    async def reconfigure(self, options: dict[str, Any]) -> None:
+        await super().reconfigure(options)
+        self._requested = self.subscribe_message()
+        self._selection_changed.set()   # a feed waiting for its games looks again
+
     def _catalogue_changed(self, added: list[GameRef], removed: list[GameRef]) -> None:
         self._selection_changed.set()
         self.follow_selection()
