@@ -36,6 +36,8 @@ from .events import (
 STATUSES = ("scheduled", "live", "final")
 _STATUS_RANK = {s: i for i, s in enumerate(STATUSES)}
 _HISTORY = 32
+MAX_GAMES = 5000
+"""Games kept; beyond this the finished games updated longest ago are forgotten."""
 _MISSING = object()
 
 
@@ -138,6 +140,8 @@ class Scoreboard:
             return None
         state = self.states.get(uid)
         if state is None:
+            if len(self.states) >= MAX_GAMES:
+                self._forget_finished()
             state = self.states[uid] = GameState(universal_id=uid)
             self._tracking[uid] = _Tracking()
         if ref is not None:
@@ -151,6 +155,14 @@ class Scoreboard:
             state.home = state.home or home
             state.away = state.away or away
         return state
+
+    def _forget_finished(self) -> None:
+        """Drop the older half of the finished games (a daemon runs for months)."""
+        done = sorted((g for g in self.states.values() if g.status == "final"),
+                      key=lambda g: g.updated or "")
+        for game in done[:max(1, len(done) // 2)]:
+            del self.states[game.universal_id]
+            del self._tracking[game.universal_id]
 
     # -- applying reports -------------------------------------------------------------
 

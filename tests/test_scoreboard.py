@@ -255,3 +255,17 @@ async def test_a_route_on_one_games_score_fires_once_per_change_across_feeds(
     db.close()
     assert stored == 3
     assert current == (game.home, game.away, steps[-1][0], steps[-1][1], "live")
+
+
+def test_a_long_running_scoreboard_forgets_old_finished_games_only(monkeypatch: Any) -> None:
+    monkeypatch.setattr("boltrouter.scoreboard.MAX_GAMES", 10)
+    board = Scoreboard(Catalogue())
+    for i in range(10):
+        board.apply(ScoreUpdate(feed="scores", universal_id=f"g{i}", home_score=0,
+                                away_score=i, status="final" if i % 2 else "live",
+                                time=f"2025-12-07T18:{i:02d}:00+00:00"))
+    board.apply(ScoreUpdate(feed="scores", universal_id="new", home_score=1, away_score=0))
+    assert "new" in board.states
+    assert {"g0", "g2", "g4", "g6", "g8"} <= set(board.states)      # live games stay
+    assert not {"g1", "g3"} & set(board.states)                      # oldest finished go
+    assert {"g7", "g9"} <= set(board.states)

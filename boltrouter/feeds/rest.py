@@ -64,6 +64,8 @@ VOLATILE_KEYS = frozenset({"_dob", "_maxage", "_synced", "updated_uts"})
 """Keys that change on every answer without the content changing."""
 GAMES_PER_REQUEST = 50
 _UNSET = object()
+HASHES_KEPT = 20_000
+"""Answers remembered for change detection (games and sportsbooks polled)."""
 
 
 class RestError(Exception):
@@ -609,7 +611,10 @@ class RestFeed(Feed):
         value = digest(content)
         if self._hashes.get((etype, key)) == value:
             return False
-        self._hashes[(etype, key)] = value
+        self._hashes.pop((etype, key), None)
+        self._hashes[(etype, key)] = value          # the most recent last
+        while len(self._hashes) > HASHES_KEPT:
+            del self._hashes[next(iter(self._hashes))]
         return True
 
     @property
