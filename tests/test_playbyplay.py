@@ -168,7 +168,7 @@ async def test_stream_1_new_play_is_an_event(rig: Rig) -> None:
     conn = await rig.connection()
     await conn.send(NEW_PLAY_1)
     [play] = await rig.wait_for(lambda: rig.of_type("play.new"))
-    assert play.data["description"] == "Rush that gains yards, 1 yards"
+    assert play.data["description"] == "Rush that gains yards, 1 yard"
     assert play.data["backlog"] is False and play.data["action_id"] == NEW_PLAY_1["action_id"]
     assert (play.game, play.home, play.away) == (JETS, "New York Jets", "Miami Dolphins")
 

@@ -227,8 +227,9 @@ class PlayByPlayFeed(SelectedGamesFeed):
                 description += f": {passer} to {receiver}"
             elif passer or receiver:
                 description += f": {passer or receiver}"
-            if isinstance(play.get("net_yards"), (int, float)):
-                description += f", {play['net_yards']} yards"
+            yards = play.get("net_yards")
+            if isinstance(yards, (int, float)) and not isinstance(yards, bool):
+                description += f", {yards} yard{'' if abs(yards) == 1 else 's'}"
             data = {"stream": stream, "action": action, "description": description,
                     "play": play, "play_start": msg.get("play_start") or None,
                     "play_end": msg.get("play_end") or None,
