@@ -346,6 +346,9 @@ class WebsocketFeed(Feed):
         try:
             async for raw in ws:
                 await self._take_frame(raw)
+                # frames already buffered come back without suspending: let the sink
+                # workers write what this one queued, or a burst starves them
+                await asyncio.sleep(0)
                 if self._close_reason is not None or self.fatal is not None or self._overloaded:
                     drop = self._check_flags()
                     if drop is not None:
