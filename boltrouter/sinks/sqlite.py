@@ -58,7 +58,8 @@ _ODDS_DELETES = {
     "book": "DELETE FROM odds_current WHERE sportsbook = ?",
 }
 _SB, _GAME, _SPORT = 0, 1, 4          # positions in an odds_current row
-_ALWAYS_SET = {7, 8, 9, 10, 12}        # line, over_under, odds, prob, updated: null is a value
+_COALESCED = (3, 4, 5, 6, 11)          # universal_id, sport, market, target, link: null keeps
+                                       # the known value; in the other columns null is a value
 
 _LINE_TYPES = {ev.ODDS_LINE_CHANGED, ev.ODDS_LINE_SUSPENDED, ev.ODDS_LINE_RESTORED}
 _SCORE_TYPES = {ev.SCORE_CHANGED, ev.GAME_STATUS_CHANGED, ev.GAME_PERIOD_CHANGED}
@@ -117,9 +118,12 @@ class CurrentChanges:
         old = self.odds.get(key)
         if old is None:
             self._games.setdefault((row[0], row[1]), set()).add(key)
-        else:
-            row = tuple(new if new is not None or i in _ALWAYS_SET else prev
-                        for i, (new, prev) in enumerate(zip(row, old)))
+        elif None in row:
+            merged = list(row)
+            for i in _COALESCED:
+                if merged[i] is None:
+                    merged[i] = old[i]
+            row = tuple(merged)
         self.odds[key] = row
 
     def delete(self, op: tuple[str, ...]) -> None:
