@@ -304,34 +304,30 @@ async def test_a_followed_game_that_starts_later_reports_going_live(tmp_path: Pa
         await rig.stop()
 
 
-async def test_a_feed_whose_teams_have_no_game_yet_connects_once_one_appears(
+async def test_a_feed_whose_teams_have_no_game_yet_subscribes_once_one_appears(
         tmp_path: Path) -> None:
     rig = await Rig.start(tmp_path, games=GAMES, scores={"teams": ["Knicks"]},
                           rest={"poll": {"games": "1s"}})
     try:
-        feed = rig.app.feeds["scores"]
-        await rig.wait_for(lambda: feed.status()["waiting_for_games"], what="the feed to wait")
-        assert rig.ws.handshakes == 0
-        assert not feed.required_for_ready                 # waiting is not a readiness fault
+        conn = await rig.ws.next_connection(10)
         knicks = "New York Knicks vs Boston Celtics, 2026-03-01, 07"
         rig.rest.answers["get_games"] = {**GAMES, **get_games_entry(
             knicks, "c0ffee000001", "NBA", "2026-03-01, 07:30 PM")}
-        conn = await rig.ws.next_connection(10)
-        assert (await conn.next_message(10))["filters"] == {"games": [knicks]}
-        assert not feed.status()["waiting_for_games"]
+        assert await conn.next_message(10) == {"action": "subscribe",
+                                               "filters": {"games": [knicks]}}
     finally:
         await rig.stop()
 
 
-async def test_a_reload_that_chooses_other_teams_resubscribes_or_wakes_a_waiting_feed(
+async def test_a_reload_that_chooses_other_teams_resubscribes_on_the_open_socket(
         tmp_path: Path) -> None:
     rig = await Rig.start(tmp_path, games={**GAMES, **OTHER}, scores={"teams": ["Knicks"]})
     try:
         feed = rig.app.feeds["scores"]
-        await rig.wait_for(lambda: feed.status()["waiting_for_games"], what="the feed to wait")
+        conn = await rig.ws.next_connection(10)
+        await rig.wait_for(lambda: feed.connected, what="the connection")
         rig.doc["boltodds"]["scores"]["teams"] = ["Away Team"]
         await rig.reload()
-        conn = await rig.ws.next_connection(10)
         assert (await conn.next_message(10))["filters"] == {
             "games": ["Home Team vs Away Team, 2026-03-01, 07"]}
         feed.clock = FakeClock()          # no real wait for upstream's 5 s re-subscribe limit

@@ -45,8 +45,6 @@ class SelectedGamesFeed(WebsocketFeed):
         super().__init__(name, options, app)
         self._requested: dict[str, Any] | None = None
         self._warned_choices: set[tuple[str, str]] = set()
-        self._selection_changed = asyncio.Event()
-        self.waiting_for_games = False
         self.app.catalogue.add_listener(self._catalogue_changed)
 
     @property
@@ -100,10 +98,8 @@ class SelectedGamesFeed(WebsocketFeed):
     async def reconfigure(self, options: dict[str, Any]) -> None:
         await super().reconfigure(options)
         self._requested = self.subscribe_message()
-        self._selection_changed.set()   # a feed waiting for its games looks again
 
     def _catalogue_changed(self, added: list[GameRef], removed: list[GameRef]) -> None:
-        self._selection_changed.set()
         self.follow_selection()
 
     def follow_selection(self) -> None:
@@ -116,33 +112,8 @@ class SelectedGamesFeed(WebsocketFeed):
 
     async def run(self) -> None:
         await self._wait_for_catalogue()
-        await self._wait_for_selection()
         self._requested = self.subscribe_message()
         await super().run()
-
-    async def _wait_for_selection(self) -> None:
-        """Connect only once a chosen game exists: a socket that never subscribes is
-        dropped upstream and would only be reconnected over and over."""
-        if self.selects_everything:
-            return
-        while self.subscribe_message() is None:
-            if not self.waiting_for_games:
-                self.waiting_for_games = True
-                self.log.info("%s feed: none of the chosen games is in get_games yet; "
-                              "connecting once one is", self.name)
-            self._selection_changed.clear()
-            await self._selection_changed.wait()
-        self.waiting_for_games = False
-
-    def status(self) -> dict[str, Any]:
-        st = super().status()
-        st["waiting_for_games"] = self.waiting_for_games
-        return st
-
-    @property
-    def required_for_ready(self) -> bool:
-        """Waiting for a chosen game to be listed is not a fault."""
-        return not self.waiting_for_games
 
     async def _wait_for_catalogue(self) -> None:
         if self.selects_everything or self.app.catalogue.loaded:
