@@ -78,6 +78,8 @@ class PluginManager(pluggy.PluginManager):
     def failed(self, plugin: str, origin: str, exc: BaseException | str) -> None:
         message = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
         problem = PluginProblem(plugin, origin, redact(message))
+        if problem in self.problems:  # the same hook failing again at a reload
+            return
         self.problems.append(problem)
         log.error("%s; the other plugins are loaded", problem)
 
@@ -146,13 +148,6 @@ def load_plugins_dir(pm: PluginManager, directory: Path) -> list[str]:
         pm.add(module, path.stem, str(path), getattr(module, "__version__", None))
         loaded.append(path.stem)
     return loaded
-
-
-async def await_me_maybe(value: Any) -> Any:
-    """Let a hook be sync or async: await the result when it is awaitable."""
-    if inspect.isawaitable(value):
-        return await value
-    return value
 
 
 def run_now(value: Any) -> Any:
