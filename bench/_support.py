@@ -386,7 +386,7 @@ class Mosquitto:
         self._dir = tempfile.mkdtemp(prefix="bench-mosquitto-")
         conf = Path(self._dir) / "mosquitto.conf"
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        "persistence false\nmax_queued_messages 1000000\n"
+                        "persistence false\nmax_queued_messages 1000000\nset_tcp_nodelay true\n"
                         "log_dest none\n", encoding="utf-8")
         self._proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL)
