@@ -98,9 +98,9 @@ def parse_time(value: str | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
-                           "0123456789ABCDEFGHJKMNPQRSTVWXYZ")
-"""RFC 4648 base32 digits -> Crockford's, which ULIDs use."""
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+"""The two Crockford base32 digits (as in ULIDs) of every 10-bit number."""
 
 
 @lru_cache(maxsize=4096)
@@ -120,10 +120,12 @@ def make_id(time: str | None, *parts: Any) -> str:
     if ms is None:
         ms = int(utcnow().timestamp() * 1000)
     digest = hashlib.blake2b(orjson.dumps(parts, default=str), digest_size=10).digest()
-    value = ((ms & ((1 << 48) - 1)) << 80) | int.from_bytes(digest, "big")
-    # 26 base32 digits are 130 bits: shifted to the top of 160 bits, they are the first
-    # 26 of the 32 digits base32 gives for 20 bytes
-    return base64.b32encode((value << 30).to_bytes(20, "big")).decode()[:26].translate(_CROCKFORD)
+    v = ((ms & ((1 << 48) - 1)) << 80) | int.from_bytes(digest, "big")
+    p = _PAIRS
+    return (p[v >> 120] + p[(v >> 110) & 1023] + p[(v >> 100) & 1023] + p[(v >> 90) & 1023]
+            + p[(v >> 80) & 1023] + p[(v >> 70) & 1023] + p[(v >> 60) & 1023]
+            + p[(v >> 50) & 1023] + p[(v >> 40) & 1023] + p[(v >> 30) & 1023]
+            + p[(v >> 20) & 1023] + p[(v >> 10) & 1023] + p[v & 1023])
 
 
 def short_hash(*parts: Any) -> str:
