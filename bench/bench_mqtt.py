@@ -28,12 +28,15 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
     subscriber = s.Collector(broker.port, "boltrouter/event/#")
     try:
         paho = await paho_script(server, broker)
-        rate, _ = await through_app(server, config(broker), subscriber)
+        rate, dropped = await through_app(server, config(broker), subscriber)
     finally:
         subscriber.stop()
         server.stop()
         broker.stop()
-    return [{"name": "events/s published to Mosquitto (mqtt sink only, QoS 1)", "value": rate,
+    name = "events/s published to Mosquitto (mqtt sink only, QoS 1)"
+    if dropped:
+        name += f" ({dropped:,} dropped)"
+    return [{"name": name, "value": rate,
              "unit": "/s", "baseline_name": "script: json.loads + paho publish",
              "baseline": paho}]
 
