@@ -32,6 +32,7 @@ class App:
         self.config = config
         self.pm = pm or config.pm or make_manager(self.plugins_dir(config))
         self.metrics = Metrics()
+        self._events_in = self.metrics.counters["events_in"]
         self.bus = Bus(self.metrics)
         self.sinks: dict[str, Sink] = {}
         self.rules: dict[str, Rule] = {}
@@ -287,7 +288,8 @@ class App:
 
     async def _route(self, event: Event) -> None:
         self.events_in += 1
-        self.metrics.inc("events_in", type=event.type, feed=event.feed or "")
+        # the events_in counter by feed and type, its labels in the order Metrics sorts them
+        self._events_in[(("feed", event.feed or ""), ("type", event.type))] += 1
         self.recent.append(event)
         for sink in self._sink_observers:
             try:
