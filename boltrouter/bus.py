@@ -29,8 +29,12 @@ class SinkRunner:
         self.maxsize = options.get("queue_size") or 100_000
         self.overflow = options.get("overflow") or "drop_oldest"
         self.batch_size = options.get("batch_size") or 500
+        self.linger = float(getattr(sink, "linger", 0.0) or 0.0)
+        """Seconds the worker waits for a part-filled batch to fill (the sink's choice)."""
+        self._fill = min(self.batch_size, self.maxsize)
         self.queue: deque[Delivery] = deque()
         self._wake = asyncio.Event()
+        self._full = asyncio.Event()
         self._room = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -70,6 +74,8 @@ class SinkRunner:
         self.accepted += 1
         self._idle.clear()
         self._wake.set()
+        if len(self.queue) >= self._fill:
+            self._full.set()
         return True
 
     async def put(self, delivery: Delivery) -> None:
@@ -100,6 +106,8 @@ class SinkRunner:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if self.linger and len(self.queue) < self._fill and not self._closing:
+                await self._let_batch_fill()
             n = min(self.batch_size, len(self.queue))
             batch = [self.queue.popleft() for _ in range(n)]
             self._room.set()
@@ -115,6 +123,15 @@ class SinkRunner:
             self.metrics.inc("sink_delivered", n, sink=self.name)
             self.metrics.acknowledged(self.name, [d.event for d in batch])
 
+    async def _let_batch_fill(self) -> None:
+        """Wait up to ``linger`` for a full batch: a file or database write of many rows
+        costs about what a write of one costs, so a quiet feed wakes the sink less."""
+        self._full.clear()
+        try:
+            await asyncio.wait_for(self._full.wait(), self.linger)
+        except TimeoutError:
+            pass
+
     def _count_failure(self, n: int, exc: BaseException) -> None:
         self.failed += n
         self.metrics.inc("sink_failed", n, sink=self.name)
@@ -125,6 +142,7 @@ class SinkRunner:
         """Deliver what is queued, then stop the worker. True if everything went out."""
         self._closing = True
         self._wake.set()
+        self._full.set()
         done = True
         if self._task is not None:
             try:

@@ -72,6 +72,9 @@ class _OpenFile:
 class CsvSink(Sink):
     """Append routed events to CSV files."""
 
+    linger: ClassVar[float] = 0.25
+    """Up to this long the bus collects deliveries into one batch (one write and flush)."""
+
     options_schema: ClassVar[dict[str, Field]] = {
         "path": Field(str, required=True,
                       help="file path; {date} becomes the event's UTC date (daily files)"),

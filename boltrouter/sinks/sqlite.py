@@ -177,6 +177,9 @@ def _covers(op: tuple[str, ...], row: tuple[Any, ...]) -> bool:
 class SqliteSink(Sink):
     """Archive events in SQLite and keep the present odds board and scoreboard."""
 
+    linger: ClassVar[float] = 0.25
+    """Up to this long the bus collects deliveries into one batch (one transaction)."""
+
     options_schema: ClassVar[dict[str, Field]] = {
         "path": Field(str, required=True,
                       help="database file, relative to the config file's folder"),
