@@ -3,7 +3,9 @@
 boltrouter runs whole: the odds feed parses the frames, the odds board turns them
 into ``odds.line_changed`` events, 20 routes pick sinks, and SQLite, CSV and MQTT
 (a private Mosquitto) write them. The clock runs from the first update frame
-until every sink wrote its last delivery. The same frames go, in the same run, to
+until every sink wrote its last delivery. The sinks' queues are set to
+``overflow: block``, so a burst faster than the sinks slows the socket down
+instead of dropping deliveries. The same frames go, in the same run, to
 
 - a bare client that only receives and parses them (orjson, then json): the
   ceiling of any Python consumer;
@@ -147,12 +149,13 @@ def app_config(folder: Path, games: list[str], broker: s.Mosquitto | None,
     sinks = ["archive", "lines"]
     text = (f"simulator: {{enabled: never}}\nstate_dir: {folder}\n"
             "summary: {enabled: never}\nsinks:\n"
-            f"  archive: {{type: sqlite, path: {folder}/archive.db}}\n"
-            f"  lines: {{type: csv, path: {folder}/lines.csv, fields: [time, sportsbook, game, "
-            "data.outcome, data.old_odds, data.new_odds, data.new_prob, route]}\n")
+            f"  archive: {{type: sqlite, path: {folder}/archive.db, overflow: block}}\n"
+            f"  lines: {{type: csv, path: {folder}/lines.csv, overflow: block, fields: [time, "
+            "sportsbook, game, data.outcome, data.old_odds, data.new_odds, data.new_prob, "
+            "route]}\n")
     if broker is not None:
         sinks.append("ha")
-        text += f"  ha: {{type: mqtt, host: 127.0.0.1, port: {broker.port}}}\n"
+        text += f"  ha: {{type: mqtt, host: 127.0.0.1, port: {broker.port}, overflow: block}}\n"
     return text + (with_routes if with_routes is not None else routes(games, sinks))
 
 
