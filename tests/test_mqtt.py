@@ -459,7 +459,8 @@ sinks:
             game = app.catalogue.resolve(state["game"])
             assert game is not None and ref.home in (game.home, game.away)
             assert state["kickoff"] == game.start
-            assert sub.last(f"{topic}/status") in (b"PRE", b"IN", b"POST")
+            await wait_until(lambda: sub.last(f"{topic}/status") in (b"PRE", b"IN", b"POST"),
+                             what="the team's status sensor", timeout=20)
             assert isinstance(state["odds"]["moneyline"]["value"], float)
     finally:
         await app.stop()
