@@ -59,6 +59,9 @@ async def test_signed_deliveries_verify_with_the_standard_webhooks_library(tmp_p
     await app.publish_many(sent)
     await wait_until(lambda: len(rx.ok()) == 3, what="three deliveries")
     await app.stop()
+    # acknowledged deliveries feed the latency histograms of /metrics
+    assert app.metrics.histogram("sink_latency_seconds", sink="hook").count == 3
+    assert app.metrics.histogram("feed_to_sink_latency_seconds", sink="hook").count == 3
 
     verifier = Webhook(WHSEC)
     for req, event in zip(sorted(rx.ok(), key=lambda r: r.json()["id"]),
