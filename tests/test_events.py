@@ -107,3 +107,15 @@ def test_every_event_type_of_the_product_contract_exists_as_code() -> None:
     assert documented <= constants
     assert all(EVENT_TYPES[t].endswith(".") for t in EVENT_TYPES)
     assert set(ENVELOPE_FIELDS) == set(EXAMPLE) - {"data"} | {"id"}
+
+
+def test_every_event_type_a_user_can_route_on_is_documented() -> None:
+    from boltrouter.plugins import collect_registrations, make_manager
+
+    doc = (REPO / "docs" / "events.md").read_text()
+    pm = make_manager(REPO / "plugins")
+    types = dict(EVENT_TYPES)
+    for cls in collect_registrations(pm, "register_rule_types").values():
+        types.update(getattr(cls, "emits", {}))
+    types.update(collect_registrations(pm, "register_event_types"))
+    assert [t for t in types if f"`{t}`" not in doc] == []
