@@ -12,6 +12,7 @@ built-in sink::
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any, ClassVar
 
@@ -23,21 +24,32 @@ __version__ = "1.0.0"
 
 
 class ConsoleSink(Sink):
-    """Print ``time type game [sportsbook] data`` for every routed event."""
+    """Print ``time type game [sportsbook] what`` for every routed event.
+
+    ``what`` is the route's rendered ``payload`` when it has one, else the event's
+    data as compact JSON, cut at ``width`` characters.
+    """
 
     options_schema: ClassVar[dict[str, Field]] = {
         "stream": Field(str, default="stdout", choices=("stdout", "stderr")),
         "prefix": Field(str, default="", help="text put in front of every line"),
+        "width": Field(int, default=240, min=40, help="longest data text printed per event"),
     }
 
     async def write(self, batch: list[Delivery]) -> None:
         out = sys.stdout if self.options.get("stream") == "stdout" else sys.stderr
         prefix = self.options.get("prefix") or ""
+        width = int(self.options.get("width") or 240)
+        # on a terminal, start each line afresh: the daemon's live summary may be there
+        clear = "\r\x1b[2K" if out.isatty() else ""
         lines = []
         for d in batch:
             e = d.event
             where = " ".join(x for x in (e.game, e.sportsbook) if x)
-            lines.append(f"{prefix}{e.time} {e.type} {where or '-'} {e.data}\n")
+            what = d.payload if d.payload is not None else json.dumps(e.data, default=str)
+            if len(what) > width:
+                what = what[:width - 3] + "..."
+            lines.append(f"{clear}{prefix}{e.time} {e.type} {where or '-'} {what}\n")
         out.write("".join(lines))
         out.flush()
 
