@@ -330,7 +330,10 @@ class WebsocketFeed(Feed):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return _Drop(f"no socket_connected within {timeout:g} s")
-                raw = await asyncio.wait_for(ws.recv(), left)
+                # not asyncio.wait_for: on Python 3.11 it swallows a cancellation that
+                # arrives as the frame does, and the feed would run on after a stop
+                async with asyncio.timeout(left):
+                    raw = await ws.recv()
                 await self._take_frame(raw)
                 drop = self._check_flags()
                 if drop is not None:
