@@ -128,7 +128,8 @@ class SinkRunner:
         costs about what a write of one costs, so a quiet feed wakes the sink less."""
         self._full.clear()
         try:
-            await asyncio.wait_for(self._full.wait(), self.linger)
+            async with asyncio.timeout(self.linger):   # wait_for could lose a cancellation
+                await self._full.wait()
         except TimeoutError:
             pass
 

@@ -86,7 +86,8 @@ class HttpServer:
         if task is not None:
             self._streams.add(task)
         try:
-            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            async with asyncio.timeout(10):
+                request = await reader.readuntil(b"\r\n\r\n")
             head = request.decode("latin-1").split("\r\n")
             method, target, _ = (head[0].split(" ", 2) + ["", ""])[:3]
             headers = {}
@@ -191,8 +192,11 @@ class HttpServer:
         self.app.taps.append(tap)
         try:
             while True:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a stop's
+                # cancellation that comes as a line does, and the stream would go on
                 try:
-                    line = await asyncio.wait_for(queue.get(), 15)
+                    async with asyncio.timeout(15):
+                        line = await queue.get()
                 except TimeoutError:
                     line = b"\n"  # keep-alive; also notices a client that left
                 writer.write(line)

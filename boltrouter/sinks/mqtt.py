@@ -540,7 +540,8 @@ class MqttSink(Sink):
             self._room.clear()
             self._waiting = True
             try:
-                await asyncio.wait_for(self._room.wait(), _TICK)
+                async with asyncio.timeout(_TICK):
+                    await self._room.wait()
             except TimeoutError:
                 pass
 
@@ -861,8 +862,11 @@ class MqttSink(Sink):
     async def _run(self) -> None:
         last_tick = last_info = time.monotonic()
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses the cancellation
+            # of stop() when it comes as _wake is set, and stop() would wait forever
             try:
-                await asyncio.wait_for(self._wake.wait(), _TICK)
+                async with asyncio.timeout(_TICK):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
