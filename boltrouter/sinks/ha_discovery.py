@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
+from ..events import iso, parse_time
 
 STATUS_CODES = {"scheduled": "PRE", "live": "IN", "final": "POST"}
 STATUS_OPTIONS = ["PRE", "IN", "POST"]
@@ -50,6 +51,19 @@ def status_code(status: Any) -> str | None:
     if s in STATUS_OPTIONS:
         return s
     return STATUS_CODES.get(s.casefold())
+
+
+def status_payload(status: Any) -> str:
+    """The payload of the enum status sensor: one of its options, or ``None`` (unknown)."""
+    return status_code(status) or "None"
+
+
+def timestamp_payload(value: Any) -> str:
+    """The payload of a timestamp sensor: ISO 8601 with its UTC offset, or ``None`` (unknown).
+
+    Home Assistant refuses a timestamp without a time zone, and anything unparsable."""
+    dt = parse_time(value) if isinstance(value, str) else None
+    return iso(dt) if dt is not None else "None"
 
 
 def american_to_decimal(odds: Any) -> float | None:
@@ -162,8 +176,14 @@ def team_node(settings: HaSettings, team: str) -> str:
     return f"{settings.node_prefix}_{slug(team)}"
 
 
+def bridge_name(settings: HaSettings) -> str:
+    """``boltrouter bridge``, plus the base topic when it is not the default one."""
+    return "boltrouter bridge" if settings.base == "boltrouter" \
+        else f"boltrouter bridge {settings.base}"
+
+
 def bridge_device(settings: HaSettings) -> dict[str, Any]:
-    return {"identifiers": [bridge_node(settings)], "name": f"boltrouter {settings.base}",
+    return {"identifiers": [bridge_node(settings)], "name": bridge_name(settings),
             "manufacturer": "boltrouter", "model": "boltrouter bridge",
             "sw_version": __version__}
 
@@ -182,6 +202,9 @@ def _availability(settings: HaSettings, feed: str | None) -> dict[str, Any]:
 
 
 def market_key(market: str) -> str:
+    """The key of a market in the team state. Templates read it as ``odds['<key>']``, since a
+    key may start with a digit (``1st_half_moneyline``), which Jinja cannot read as an
+    attribute: Home Assistant would reject the whole config over the template."""
     return slug(market)
 
 
@@ -231,10 +254,10 @@ def team_entities(settings: HaSettings, team: str) -> list[Entity]:
         extra: dict[str, Any] = {"unit_of_measurement": "%"} if probability else {}
         out.append(entity(
             "sensor", f"odds_{key}", odds, name=odds_entity_name(market, settings.odds_format),
-            state_topic=state, value_template=f"{{{{ value_json.odds.{key}.value }}}}",
+            state_topic=state, value_template=f"{{{{ value_json.odds['{key}'].value }}}}",
             state_class="measurement", suggested_display_precision=1 if probability else 2,
             json_attributes_topic=state,
-            json_attributes_template=f"{{{{ value_json.odds.{key}.attributes | tojson }}}}",
+            json_attributes_template=f"{{{{ value_json.odds['{key}'].attributes | tojson }}}}",
             icon="mdi:cash-multiple", **extra))
     return out
 

@@ -97,7 +97,10 @@ TRACK_SCHEMA: dict[str, Field] = {
 HA_SCHEMA: dict[str, Field] = {
     "discovery": Field(bool, default=True),
     "prefix": Field(str, default="homeassistant", check=_topic_check),
-    "status_topic": Field(str, help="Home Assistant's birth topic (default <prefix>/status)"),
+    "status_topic": Field(str,
+                          help="Home Assistant's birth topic (default homeassistant/status, "
+                               "which Home Assistant keeps whatever its discovery prefix, and "
+                               "<prefix>/status as well)"),
     "device_based": Field(bool, default=False,
                           help="one discovery message per device (Home Assistant 2024.11+)"),
     "odds_format": Field(str, default="decimal", choices=("decimal", "probability")),
@@ -214,7 +217,8 @@ class MqttSink(Sink):
     def _use_homeassistant_options(self, hass: dict[str, Any]) -> None:
         self.hass = hass
         self.discovery: bool = hass["discovery"]
-        self.status_topic = hass.get("status_topic") or f"{hass['prefix']}/status"
+        self.status_topics: tuple[str, ...] = (hass["status_topic"],) if hass.get("status_topic") \
+            else tuple(dict.fromkeys(("homeassistant/status", f"{hass['prefix']}/status")))
         track = hass["track"]
         self.config_teams: list[str] = list(track["teams"])
         self._sports = {norm(s) for s in track["sports"]}
@@ -454,7 +458,7 @@ class MqttSink(Sink):
         """After a (re)connect: subscriptions, then every retained topic, then queued events."""
         topics = [(request_topic_filter(self.base), 1)]
         if self.discovery:
-            topics.append((self.status_topic, 1))
+            topics += [(topic, 1) for topic in self.status_topics]
         client.subscribe(topics)
         self._send(ha.bridge_state_topic(self.base), b"online", True)
         for topic in sorted(self._clears):
@@ -904,8 +908,9 @@ class MqttSink(Sink):
                 state = ha.team_state(team, game, self.settings)
                 topics = ha.team_topics(self.base, team)
                 self._publish(topics["state"], orjson.dumps(state), True)
-                self._publish(topics["status"], str(state["status"] or "None").encode(), True)
-                self._publish(topics["kickoff"], str(state["kickoff"] or "None").encode(), True)
+                self._publish(topics["status"], ha.status_payload(state["status"]).encode(), True)
+                self._publish(topics["kickoff"], ha.timestamp_payload(state["kickoff"]).encode(),
+                              True)
                 if game is not None:
                     games.add(game.key)
         for key in games:
@@ -953,7 +958,7 @@ class MqttSink(Sink):
     def _message(self, topic: str, payload: bytes, retain: bool) -> None:
         if retain:
             return   # a stale retained request or birth message: nothing to act on now
-        if topic == self.status_topic:
+        if topic in self.status_topics:
             if payload.strip().lower() == b"online":
                 self._spawn(self._republish_after(
                     random.uniform(0, self.hass["republish_delay"])))
