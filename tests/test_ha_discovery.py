@@ -475,3 +475,45 @@ async def test_home_assistants_birth_message_is_heard_with_a_custom_discovery_pr
             await wait_until(lambda: sink.stats()["republishes"] == 2, what="another one")
     finally:
         await app.stop()
+
+
+async def test_a_component_leaving_a_device_based_config_is_removed_even_across_a_restart(
+        broker: Broker, tmp_path: Path) -> None:
+    # Home Assistant keeps an entity that is merely left out of its device's config: the
+    # config must list it by its platform alone once, then go on without it
+    topic = "homeassistant/device/boltrouter_buffalo_bills/config"
+
+    def components(sub: Subscriber) -> list[dict[str, Any]]:
+        return [m.json()["cmps"] for m in sub.on(topic) if m.payload]
+
+    def removal_then_final(sub: Subscriber, gone: str) -> bool:
+        seen = components(sub)
+        stubs = [i for i, c in enumerate(seen) if c.get(gone) == {"p": "sensor"}]
+        return bool(stubs) and gone not in seen[-1] and stubs[-1] < len(seen) - 1
+
+    cfg = config_file(tmp_path, broker.port, device_based=True, markets="[Moneyline, Spread]")
+    app = await start_app(cfg)
+    try:
+        with Subscriber(broker.port, [topic]) as sub:
+            await wait_until(lambda: "odds_spread" in (components(sub) or [{}])[-1],
+                             what="the spread sensor")
+            config_file(tmp_path, broker.port, device_based=True, markets="[Moneyline]")
+            assert await app.reload() == []
+            await wait_until(lambda: removal_then_final(sub, "odds_spread"),
+                             what="the spread sensor removed, then the config without it")
+            assert all(ha_problems(topic, m.payload) == [] for m in sub.on(topic))
+    finally:
+        await app.stop()
+
+    config_file(tmp_path, broker.port, device_based=True, markets="[Total]")
+    with Subscriber(broker.port, [topic]) as sub:
+        app = await start_app(cfg)
+        try:
+            await wait_until(lambda: removal_then_final(sub, "odds_moneyline")
+                             and "odds_total" in components(sub)[-1],
+                             what="the moneyline sensor removed after the restart")
+        finally:
+            await app.stop()
+    saved = orjson.loads((tmp_path / "state" / "mqtt-ha.json").read_bytes())
+    assert saved["component_removals"] == {}
+    assert set(saved["components"][topic]) >= {"odds_total", "status"}

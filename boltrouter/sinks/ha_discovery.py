@@ -312,6 +312,22 @@ def discovery_configs(settings: HaSettings, teams: list[str]) -> dict[str, dict[
     return out
 
 
+def device_components(config: dict[str, Any]) -> dict[str, str]:
+    """``{component id: platform}`` of a device-based config; empty for a per-component one."""
+    cmps = config.get("cmps")
+    return {key: c["p"] for key, c in cmps.items()} if isinstance(cmps, dict) else {}
+
+
+def removing_components(config: dict[str, Any], removed: dict[str, str]) -> dict[str, Any]:
+    """The device-based config that makes Home Assistant remove some of its components.
+
+    Leaving a component out of the device's config does not remove its entity; listing
+    it with its platform alone does. The config without it is to be sent right after.
+    """
+    return {**config, "cmps": {**config["cmps"],
+                               **{key: {"p": platform} for key, platform in removed.items()}}}
+
+
 # --- state payloads -----------------------------------------------------------------------
 
 @dataclass(slots=True)

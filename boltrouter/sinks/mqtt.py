@@ -19,7 +19,9 @@ once on reconnect, with everything else retained, since a restarted broker may
 have lost them) and events wait in a queue of at most ``max_queued``; beyond that
 the oldest are dropped and counted. The topics of published entities are kept in
 ``<state_dir>/mqtt-<sink>.json``, so an entity no longer wanted gets an empty
-retained config even after a restart with a changed config.
+retained config even after a restart with a changed config. With device-based
+discovery the file also lists each device's components: one that leaves a device
+still wanted is sent once by its platform alone, which is what removes its entity.
 """
 
 from __future__ import annotations
@@ -187,6 +189,11 @@ class MqttSink(Sink):
         self._owned: set[str] = set()              # entity and team topics wanted now
         self._clears: set[str] = set()             # topics to empty (no longer wanted)
         self._clear_infos: list[tuple[str, mqtt.MQTTMessageInfo]] = []
+        # device-based discovery: the components of each device config, and those still to
+        # remove from Home Assistant (omitting one from its device's config does not)
+        self._components: dict[str, dict[str, str]] = {}
+        self._component_removals: dict[str, dict[str, str]] = {}
+        self._removal_infos: list[tuple[str, dict[str, str], mqtt.MQTTMessageInfo]] = []
         self._added: list[str] = []                # teams tracked over MQTT
         self._removed: list[str] = []              # config teams untracked over MQTT
         self._save_pending = False
@@ -301,10 +308,13 @@ class MqttSink(Sink):
             owned.update(ha.team_topics(self.base, team).values())
         for topic in sorted((self._owned if previous is None else previous) - owned):
             self._clear(topic)
+        self._note_component_removals(configs)
         self._discovery = payloads
         self._owned = owned
         self._playing.clear()
         for topic, payload in payloads.items():
+            if self.connected and self._send_component_removals(topic):
+                self._retained.pop(topic, None)   # the config without them must follow
             self._publish(topic, payload, retain=True)
         self._teams_dirty = True
         self._save_pending = True
@@ -319,6 +329,12 @@ class MqttSink(Sink):
         self._added = [t for t in saved.get("added", []) if isinstance(t, str)]
         self._removed = [t for t in saved.get("removed", []) if isinstance(t, str)]
         self._keep_removals_of(saved.get("config_teams", []))
+        for key, into in (("components", self._components),
+                          ("component_removals", self._component_removals)):
+            doc = saved.get(key)
+            if isinstance(doc, dict):
+                into.update({t: {k: p for k, p in c.items() if isinstance(p, str)}
+                             for t, c in doc.items() if isinstance(c, dict)})
         previous = {t for t in saved.get("topics", []) + saved.get("clear", [])
                     if isinstance(t, str)}
         self._publish_feeds()
@@ -387,6 +403,7 @@ class MqttSink(Sink):
         if self._events:
             log.warning("sink %r: %d event(s) waiting for the MQTT broker %s:%d were not "
                         "delivered", self.name, len(self._events), self.host, self.port)
+        self._check_clears()   # what the broker has acknowledged leaves the state file
         await self._save_state()
 
     # -- paho's thread: hand everything over to the event loop ---------------------------
@@ -463,6 +480,8 @@ class MqttSink(Sink):
         self._send(ha.bridge_state_topic(self.base), b"online", True)
         for topic in sorted(self._clears):
             self._send_clear(topic)
+        for topic in sorted(self._component_removals):
+            self._send_component_removals(topic)
         for topic, payload in self._discovery.items():
             self._send(topic, payload, True)
         for topic, payload in list(self._retained.items()):
@@ -561,8 +580,47 @@ class MqttSink(Sink):
         if info is not None:
             self._clear_infos.append((topic, info))
 
+    def _note_component_removals(self, configs: dict[str, dict[str, Any]]) -> None:
+        """Device-based discovery: note the components that left a device still wanted."""
+        now = {topic: ha.device_components(config) for topic, config in configs.items()}
+        for topic in set(self._components) | set(self._component_removals):
+            if not now.get(topic):
+                self._component_removals.pop(topic, None)   # its empty config removes them all
+                continue
+            gone = {**self._component_removals.get(topic, {}), **self._components.get(topic, {})}
+            gone = {key: p for key, p in gone.items() if key not in now[topic]}
+            if gone:
+                self._component_removals[topic] = gone
+            else:
+                self._component_removals.pop(topic, None)
+        self._components = {topic: cmps for topic, cmps in now.items() if cmps}
+
+    def _send_component_removals(self, topic: str) -> bool:
+        """Send the device config listing its removed components by their platform alone."""
+        removed = self._component_removals.get(topic)
+        if not removed or topic not in self._discovery:
+            return False
+        config = ha.removing_components(orjson.loads(self._discovery[topic]), removed)
+        info = self._send(topic, orjson.dumps(config, option=orjson.OPT_SORT_KEYS), True)
+        if info is not None:
+            self._removal_infos.append((topic, dict(removed), info))
+        return True
+
     def _check_clears(self) -> None:
         """Forget cleared topics once the broker has them; they leave the state file then."""
+        removals = []
+        for topic, removed, info in self._removal_infos:
+            if not info.is_published():
+                removals.append((topic, removed, info))
+                continue
+            pending = self._component_removals.get(topic, {})
+            for key, platform in removed.items():
+                if pending.get(key) == platform:
+                    del pending[key]
+            if not pending:
+                self._component_removals.pop(topic, None)
+            self._save_pending = True
+        self._removal_infos = removals
         if not self._clear_infos:
             return
         waiting = []
@@ -1024,6 +1082,8 @@ class MqttSink(Sink):
 
     def _state_doc(self) -> dict[str, Any]:
         return {"topics": sorted(self._owned), "clear": sorted(self._clears - self._owned),
+                "components": {t: dict(c) for t, c in self._components.items()},
+                "component_removals": {t: dict(c) for t, c in self._component_removals.items()},
                 "added": list(self._added), "removed": list(self._removed),
                 "config_teams": list(self.config_teams)}
 
