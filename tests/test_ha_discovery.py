@@ -68,6 +68,11 @@ DEVICE_DISCOVERY_KEYS = {"device", "origin", "components", "availability",
                          "payload_available", "payload_not_available", "state_topic",
                          "command_topic", "qos", "encoding", "message_expiry_interval"}
 STATE_CLASSES = {"measurement", "measurement_angle", "total", "total_increasing"}
+ATTRIBUTES_BLOCKED = {"assumed_state", "available", "context_recent_time", "device_class",
+                      "device_info", "entity_category", "entity_picture",
+                      "entity_registry_enabled_default", "extra_state_attributes",
+                      "force_update", "friendly_name", "icon", "name", "should_poll", "state",
+                      "supported_features", "unique_id", "unit_of_measurement"}
 JINJA = jinja2.Environment()
 
 
@@ -269,9 +274,12 @@ def seen_by_ha(config: dict[str, Any], payloads: dict[str, bytes], where: str) -
     out += state_problems(where, config, state)
     if "json_attributes_topic" in config:
         raw = payloads.get(config["json_attributes_topic"], b"")
-        attrs = render(config.get("json_attributes_template", "{{ value }}"), raw)
-        if not isinstance(orjson.loads(attrs), dict):
+        attrs = orjson.loads(render(config.get("json_attributes_template", "{{ value }}"), raw))
+        if not isinstance(attrs, dict):
             out.append(f"{where}: attributes must render a JSON object, got {attrs!r}")
+        elif set(attrs) & ATTRIBUTES_BLOCKED:
+            out.append(f"{where}: Home Assistant drops the attributes "
+                       f"{sorted(set(attrs) & ATTRIBUTES_BLOCKED)}")
     return out
 
 
@@ -454,7 +462,7 @@ async def test_what_home_assistant_receives_from_the_sink_passes_its_rules(
             fired = sub.on(event_cfg["state_topic"])
             assert [m.json()["event_type"] for m in fired] == ["score_change", "final"]
             assert all(not m.retain and m.json()["event_type"] in event_cfg["event_types"]
-                       for m in fired)
+                       and not set(m.json()) & ATTRIBUTES_BLOCKED for m in fired)
     finally:
         await app.stop()
 
