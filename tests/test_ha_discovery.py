@@ -525,3 +525,26 @@ async def test_a_component_leaving_a_device_based_config_is_removed_even_across_
     saved = orjson.loads((tmp_path / "state" / "mqtt-ha.json").read_bytes())
     assert saved["component_removals"] == {}
     assert set(saved["components"][topic]) >= {"odds_total", "status"}
+
+
+async def test_an_untracked_teams_entities_go_before_their_state_topics_are_emptied(
+        broker: Broker, tmp_path: Path) -> None:
+    # an empty payload on a live sensor's state topic is logged by Home Assistant as an
+    # invalid state (enum, timestamp); once its config is empty the entity is gone
+    app = await start_app(config_file(tmp_path, broker.port))
+    sink = app.sinks["ha"]
+    try:
+        with Subscriber(broker.port, ["homeassistant/#", "boltrouter/#"]) as sub:
+            await wait_until(lambda: sub.last("boltrouter/team/buffalo_bills/kickoff")
+                             and len([t for t in sub.retained() if t.endswith("/config")])
+                             == sink.stats()["entities"], what="the Bills device")
+            sub.publish("boltrouter/bridge/request/untrack", '{"team": "Buffalo Bills"}')
+            mine = [t for t in sub.retained() if "buffalo_bills" in t]
+            await wait_until(lambda: all(sub.last(t) == b"" for t in mine), what="all emptied")
+            with sub.lock:
+                emptied = [m.topic for m in sub.messages if m.topic in mine and not m.payload]
+            configs = [i for i, t in enumerate(emptied) if t.startswith("homeassistant/")]
+            states = [i for i, t in enumerate(emptied) if t.startswith("boltrouter/")]
+            assert configs and states and max(configs) < min(states)
+    finally:
+        await app.stop()

@@ -306,7 +306,7 @@ class MqttSink(Sink):
         owned = set(payloads)
         for team in teams:
             owned.update(ha.team_topics(self.base, team).values())
-        for topic in sorted((self._owned if previous is None else previous) - owned):
+        for topic in self._clear_order((self._owned if previous is None else previous) - owned):
             self._clear(topic)
         self._note_component_removals(configs)
         self._discovery = payloads
@@ -478,7 +478,7 @@ class MqttSink(Sink):
             topics += [(topic, 1) for topic in self.status_topics]
         client.subscribe(topics)
         self._send(ha.bridge_state_topic(self.base), b"online", True)
-        for topic in sorted(self._clears):
+        for topic in self._clear_order(self._clears):
             self._send_clear(topic)
         for topic in sorted(self._component_removals):
             self._send_component_removals(topic)
@@ -579,6 +579,12 @@ class MqttSink(Sink):
         info = self._send(topic, b"", True)
         if info is not None:
             self._clear_infos.append((topic, info))
+
+    def _clear_order(self, topics: set[str]) -> list[str]:
+        """Discovery configs first: Home Assistant removes the entity before its state topic
+        is emptied, instead of logging the empty payload as an invalid state."""
+        prefix = self.settings.prefix + "/"
+        return sorted(topics, key=lambda t: (not t.startswith(prefix), t))
 
     def _note_component_removals(self, configs: dict[str, dict[str, Any]]) -> None:
         """Device-based discovery: note the components that left a device still wanted."""
