@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 import orjson
 import pytest
+import yaml
 from helpers_mqtt import MISSING, Broker, Subscriber, mosquitto_binary
 from helpers_sinks import start_app, wait_until, write_config
 
@@ -548,3 +549,38 @@ async def test_an_untracked_teams_entities_go_before_their_state_topics_are_empt
             assert configs and states and max(configs) < min(states)
     finally:
         await app.stop()
+
+
+def test_the_readme_automation_flashes_the_lights_only_when_the_team_scores() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = re.search(r"```yaml\n(automation:.*?)```", readme, re.S)
+    assert block is not None
+    automation = yaml.safe_load(block[1])["automation"][0]
+    # Home Assistant names the entity after its device and its own name
+    event_cfg = ha.discovery_configs(SETTINGS, [BILLS])[
+        "homeassistant/event/boltrouter_buffalo_bills/game_event/config"]
+    entity_id = f"event.{ha.slug(BILLS + ' ' + event_cfg['name'])}"
+    assert automation["triggers"][0]["entity_id"] == entity_id
+
+    def fires(before: tuple[Any, Any], after: tuple[Any, Any]) -> list[bool]:
+        states = [{"game": GAME, "opponent": BENGALS, "team_score": a, "opponent_score": b,
+                   "period": 1, "clock": "01:00"} for a, b in (before, after)]
+        out = []
+        for payload in ha.score_events(*states):
+            attrs = {k: v for k, v in payload.items() if k != "event_type"}
+            attributes = {"event_type": payload["event_type"],
+                          "event_types": event_cfg["event_types"], **attrs}
+            trigger = {"to_state": {"attributes": attributes}}
+            out.append(all(render_condition(c, trigger) for c in automation["conditions"]))
+        return out
+
+    assert fires((None, None), (7, 0)) == [True]          # the first score of the game
+    assert fires((7, 0), (7, 3)) == [False]               # the opponent scored
+    assert fires((7, 10), (14, 10)) == [True, False]      # a score, and the lead change
+
+
+def render_condition(template: str, trigger: dict[str, Any]) -> bool:
+    env = jinja2.Environment()
+    result = env.from_string(template).render(trigger=trigger).strip()
+    assert result in ("True", "False"), result
+    return result == "True"
