@@ -584,3 +584,15 @@ def render_condition(template: str, trigger: dict[str, Any]) -> bool:
     result = env.from_string(template).render(trigger=trigger).strip()
     assert result in ("True", "False"), result
     return result == "True"
+
+
+def test_another_odds_format_makes_new_odds_entities_and_keeps_the_others() -> None:
+    # Home Assistant's long-term statistics flag a sensor whose unit changes (decimal odds
+    # to %): the probability sensors are entities of their own
+    def ids(odds_format: str) -> set[str]:
+        settings = ha.HaSettings(markets=("Moneyline",), odds_format=odds_format)
+        return {c["unique_id"] for c in ha.discovery_configs(settings, [BILLS]).values()}
+
+    decimal, probability = ids("decimal"), ids("probability")
+    assert decimal - probability == {"boltrouter_buffalo_bills_odds_moneyline"}
+    assert probability - decimal == {"boltrouter_buffalo_bills_probability_moneyline"}

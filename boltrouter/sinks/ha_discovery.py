@@ -249,11 +249,14 @@ def team_entities(settings: HaSettings, team: str) -> list[Entity]:
     ]
     odds = _availability(settings, settings.odds_feed)
     probability = settings.odds_format == "probability"
+    # the ids name the format: Home Assistant's long-term statistics cannot follow a sensor
+    # whose unit and scale change, so another format makes other entities
+    kind = "probability" if probability else "odds"
     for market in settings.markets:
         key = market_key(market)
         extra: dict[str, Any] = {"unit_of_measurement": "%"} if probability else {}
         out.append(entity(
-            "sensor", f"odds_{key}", odds, name=odds_entity_name(market, settings.odds_format),
+            "sensor", f"{kind}_{key}", odds, name=odds_entity_name(market, settings.odds_format),
             state_topic=state, value_template=f"{{{{ value_json.odds['{key}'].value }}}}",
             state_class="measurement", suggested_display_precision=1 if probability else 2,
             json_attributes_topic=state,
