@@ -11,6 +11,7 @@ it is rendered.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -240,6 +241,118 @@ def compile_template(source: str) -> Callable[[Event], str]:
     return run
 
 
+# --- the fast path of `if` expressions ----------------------------------------------------
+
+class _Undecided(Exception):
+    """The fast path met something only the sandbox can judge (a missing value, an error)."""
+
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "gteq": operator.ge,
+    "lt": operator.lt, "lteq": operator.le,
+    "in": lambda a, b: a in b, "notin": lambda a, b: a not in b,
+}
+_BINARY: dict[type[nodes.Expr], Callable[[Any, Any], Any]] = {
+    nodes.Add: operator.add, nodes.Sub: operator.sub, nodes.Mul: operator.mul,
+    nodes.Div: operator.truediv,
+}
+_EVENT_NAMES = frozenset(ENVELOPE_FIELDS)
+Fast = Callable[[Event], Any]
+
+
+def _fast_key(node: Fast, key: Any) -> Fast:
+    def get(event: Event) -> Any:
+        obj = node(event)
+        if type(obj) is not dict or key not in obj:
+            raise _Undecided
+        return obj[key]
+    return get
+
+
+def _fast_compare(first: Fast, ops: list[tuple[Callable[[Any, Any], Any], Fast]]) -> Fast:
+    if len(ops) == 1:
+        op, right = ops[0]
+        return lambda event: op(first(event), right(event))
+
+    def chain(event: Event) -> bool:
+        left = first(event)
+        for op, right_of in ops:
+            right = right_of(event)
+            if not op(left, right):
+                return False
+            left = right
+        return True
+    return chain
+
+
+def _fast(node: nodes.Node) -> Fast | None:
+    """A plain Python function computing ``node`` exactly as the sandbox would, for the
+    common shapes (event fields, ``data.x``, constants, comparisons, arithmetic, ``and``,
+    ``or``, ``not``, ``| abs``); None for anything else. The function raises
+    ``_Undecided`` where the sandbox's answer could differ (e.g. a missing value)."""
+    if isinstance(node, nodes.Const):
+        value = node.value
+        return lambda event: value
+    if isinstance(node, nodes.Name):
+        if node.name == "data":
+            return lambda event: event.data
+        if node.name in _EVENT_NAMES:
+            return operator.attrgetter(node.name)
+        return None
+    if isinstance(node, nodes.Getattr):
+        inner = _fast(node.node)
+        if inner is None or hasattr(dict, node.attr):
+            return None   # a dict's own attribute (data.items) is not a key lookup
+        return _fast_key(inner, node.attr)
+    if isinstance(node, nodes.Getitem):
+        inner = _fast(node.node)
+        if inner is None or not isinstance(node.arg, nodes.Const):
+            return None
+        return _fast_key(inner, node.arg.value)
+    if isinstance(node, (nodes.List, nodes.Tuple)):
+        items = [_fast(item) for item in node.items]
+        if any(item is None for item in items):
+            return None
+        parts = tuple(item for item in items if item is not None)
+        if isinstance(node, nodes.Tuple):
+            return lambda event: tuple(part(event) for part in parts)
+        return lambda event: [part(event) for part in parts]
+    if isinstance(node, nodes.Compare):
+        first = _fast(node.expr)
+        ops = [(_COMPARE.get(o.op), _fast(o.expr)) for o in node.ops]
+        if first is None or any(op is None or right is None for op, right in ops):
+            return None
+        return _fast_compare(first, ops)  # type: ignore[arg-type]
+    if type(node) in _BINARY:
+        binop = _BINARY[type(node)]
+        left, right = _fast(node.left), _fast(node.right)  # type: ignore[attr-defined]
+        if left is None or right is None:
+            return None
+        return lambda event: binop(left(event), right(event))
+    if isinstance(node, (nodes.And, nodes.Or)):
+        left, right = _fast(node.left), _fast(node.right)
+        if left is None or right is None:
+            return None
+        if isinstance(node, nodes.And):
+            return lambda event: left(event) and right(event)
+        return lambda event: left(event) or right(event)
+    if isinstance(node, (nodes.Not, nodes.Neg)):
+        operand = _fast(node.node)
+        if operand is None:
+            return None
+        if isinstance(node, nodes.Not):
+            return lambda event: not operand(event)
+        return lambda event: -operand(event)
+    if isinstance(node, nodes.Filter) and node.name == "abs" and ENV.filters["abs"] is abs \
+            and node.node is not None and not (node.args or node.kwargs or node.dyn_args
+                                               or node.dyn_kwargs):
+        value = _fast(node.node)
+        if value is None:
+            return None
+        return lambda event: abs(value(event))
+    return None
+
+
 _WRAPPED = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.DOTALL)
 _TRUE = frozenset({"true", "yes", "on", "1"})
 
@@ -280,7 +393,17 @@ def compile_expression(source: Any) -> Callable[[Event], bool]:
             pass
         return bool(ctx.vars["result"])
 
-    return run
+    fast = _fast(expr)
+    if fast is None:
+        return run
+
+    def run_fast(event: Event) -> bool:
+        try:
+            return bool(fast(event))
+        except Exception:
+            return run(event)   # the sandbox decides, and reports any error as it would
+
+    return run_fast
 
 
 def check_template(source: Any) -> str | None:
