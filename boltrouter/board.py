@@ -3,6 +3,8 @@
 ``OddsBoard.apply(msg, received)`` takes one upstream odds message and returns the
 events for exactly what differs from what the board knew:
 
+- The event ``time`` is the message's ``timestamp`` (normalized to ISO 8601 when
+  upstream writes it another way), else the time of receipt.
 - ``line_update`` merges into the game; ``initial_state``, ``game_update`` and
   ``game_added`` replace the game's outcomes. Lines whose price is unchanged emit
   nothing, so a reconnect whose ``initial_state`` repeats what is known emits no
@@ -11,10 +13,12 @@ events for exactly what differs from what the board knew:
   its outcomes and no line events. A game removed and seen again is added again.
 - A price change emits ``odds.line_changed``; a price becoming unavailable
   (``None``, ``''`` or ``"None"``, all the same) ``odds.line_suspended``; a price
-  coming back ``odds.line_restored``. A line that appears in a replacement with a
-  price counts as restored (``old_odds`` null) and a priced line that vanishes
-  from one as suspended (``new_odds`` null). A replacement that differed in any
-  way also emits one ``odds.game_updated`` listing the changed keys.
+  coming back ``odds.line_restored``. One price spelt two ways (``150`` as a
+  number, ``"150"``, ``"+150"``) is not a change. A line that appears in a
+  replacement with a price counts as restored (``old_odds`` null) and a priced
+  line that vanishes from one as suspended (``new_odds`` null). A replacement
+  that differed in any way also emits one ``odds.game_updated`` listing the
+  changed keys.
 - ``sport_clear`` / ``book_clear`` remove exactly their scope and emit one
   ``odds.sport_cleared`` / ``odds.book_cleared`` with the number of lines and
   games affected. The cleared games are remembered for ``cleared_ttl`` seconds:
@@ -39,7 +43,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import events as ev
-from .events import Event, make_id
+from .events import Event, feed_time, make_id
 
 _intern = sys.intern
 _SUSPENDED_SPELLINGS = (None, "", "None")
@@ -83,6 +87,23 @@ def implied_prob(odds: str | None) -> float | None:
     if value > 0:
         return 100.0 / (value + 100.0)
     return -value / (-value + 100.0)
+
+
+def _same_price(a: str | None, b: str | None) -> bool:
+    """Two spellings of one number (``"150"`` and ``"+150"``, ``"-110"`` and ``"-110.0"``)."""
+    if a is None or b is None:
+        return False
+    value = _number(a)
+    return value is not None and value == _number(b)
+
+
+@lru_cache(maxsize=8192)
+def _number(odds: str) -> float | None:
+    try:
+        value = float(odds)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def normalize_over_under(value: Any) -> str | None:
@@ -219,6 +240,11 @@ class OddsBoard:
         self._snapshot_open = True
         self._snapshot_seen = False
 
+    @property
+    def snapshot_arriving(self) -> bool:
+        """True while the ``initial_state`` messages of a snapshot are arriving."""
+        return self._snapshot_open and self._snapshot_seen
+
     def _end_snapshot(self, ts: str, received: str, feed: str) -> list[Event]:
         self._snapshot_open = False
         if not self._snapshot_seen:
@@ -243,9 +269,7 @@ class OddsBoard:
         data = msg.get("data")
         if not isinstance(data, dict):
             raise ValueError(f"{action} message without a 'data' object")
-        ts = msg.get("timestamp")
-        if not isinstance(ts, str) or not ts:
-            ts = received
+        ts = feed_time(msg.get("timestamp"), received)
         out: list[Event] = []
         if self._snapshot_open and action != "initial_state":
             out = self._end_snapshot(ts, received, feed)
@@ -366,7 +390,7 @@ class OddsBoard:
                                                 received, feed))
                 continue
             odds = normalize_odds(o.get("odds"))
-            if odds != prev.odds:
+            if odds != prev.odds and not _same_price(odds, prev.odds):
                 old = prev.odds
                 prev.odds = odds
                 prev.changed = ts

@@ -67,17 +67,23 @@ def parse_name(name: str | None) -> ParsedName | None:
 
 
 def parse_when(when: str | None) -> str | None:
-    """get_games ``when`` (``"2025-07-23, 01:09 PM"``, US Eastern) -> ISO 8601 UTC."""
+    """get_games ``when`` (``"2025-07-23, 01:09 PM"``, US Eastern) -> ISO 8601 UTC.
+
+    ISO 8601 times are taken too (US Eastern when they carry no offset)."""
     if not when:
         return None
     text = " ".join(str(when).replace(",", " ").split())
-    for fmt in ("%Y-%m-%d %I:%M %p", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+    for fmt in ("%Y-%m-%d %I:%M %p", "%Y-%m-%d %I:%M%p", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
         try:
             local = datetime.strptime(text, fmt)
         except ValueError:
             continue
         return iso(local.replace(tzinfo=EASTERN))
-    return None
+    try:
+        moment = datetime.fromisoformat(str(when).strip())   # ISO 8601 with an offset
+    except ValueError:
+        return None
+    return iso(moment) if moment.tzinfo else iso(moment.replace(tzinfo=EASTERN))
 
 
 def eastern_date(start_iso: str | None) -> str | None:

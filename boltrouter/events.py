@@ -98,6 +98,41 @@ def parse_time(value: str | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+@lru_cache(maxsize=4096)
+def _feed_time_text(value: str) -> str | None:
+    text = value.strip()
+    if text.replace(".", "", 1).isdigit():
+        return _epoch_iso(float(text))
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        dt = None
+    if dt is not None and dt.tzinfo is not None and "T" in text:
+        return value
+    dt = parse_time(text)
+    return iso(dt) if dt is not None else None
+
+
+def _epoch_iso(seconds: float) -> str | None:
+    if seconds > 1e11:
+        seconds /= 1000.0       # milliseconds
+    try:
+        return iso(datetime.fromtimestamp(seconds, UTC))
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def feed_time(value: Any, fallback: str) -> str:
+    """An upstream timestamp as an event ``time``: ISO 8601 with an offset (or ``Z``)
+    is kept as sent; a space instead of ``T``, no offset (taken as UTC) and epoch
+    seconds or milliseconds become ISO 8601 UTC; anything else gives ``fallback``."""
+    if isinstance(value, str) and value:
+        return _feed_time_text(value) or fallback
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return _epoch_iso(float(value)) or fallback
+    return fallback
+
+
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
 """The two Crockford base32 digits (as in ULIDs) of every 10-bit number."""

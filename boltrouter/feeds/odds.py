@@ -51,6 +51,8 @@ class OddsFeed(WebsocketFeed):
         super().__init__(name, options, app)
         self._checked_filters: dict[str, Any] | None = None
         self._check_task: asyncio.Task[list[str]] | None = None
+        self._snapshot_answers = 0
+        """``subscribes_sent`` when the snapshot now arriving began."""
         self.rest_limiter: RateLimiter | None = None
         """Limiter of the filter check's requests; None = the process-wide one."""
 
@@ -68,7 +70,11 @@ class OddsFeed(WebsocketFeed):
 
     async def on_control(self, action: str, msg: dict[str, Any], received: str) -> None:
         if action == "subscription_updated":
-            self.app.board.begin_snapshot()
+            if not (self.app.board.snapshot_arriving
+                    and self._snapshot_answers == self.subscribes_sent):
+                # an acknowledgement sent after the initial_state answering the latest
+                # subscribe belongs to that snapshot; else a new snapshot follows it
+                self.app.board.begin_snapshot()
             self._maybe_check_filters()
         else:
             await self.app.publish_many(self.app.board.note_control(received, self.name))
@@ -76,6 +82,8 @@ class OddsFeed(WebsocketFeed):
     async def handle_message(self, msg: dict[str, Any], received: str) -> bool:
         if msg.get("action") not in ODDS_ACTIONS:
             return False
+        if msg.get("action") == "initial_state" and not self.app.board.snapshot_arriving:
+            self._snapshot_answers = self.subscribes_sent
         events = self.app.board.apply(msg, received, self.name)
         if self._pending_filters is not None:
             await self.confirm_subscribed(received)

@@ -51,7 +51,7 @@ from ..feed import Feed
 from ..scoreboard import ScoreUpdate
 from ..secrets import RedactingFilter, redact, register_secret
 from .scoreshapes import match_info_doc, parse_boxscore, parse_match_info
-from .ws import Clock
+from .ws import Clock, classify_error
 
 if TYPE_CHECKING:
     from ..app import App
@@ -257,10 +257,29 @@ class RestClient:
                 status = resp.status_code
                 self._count(endpoint, status)
                 if status < 300:
-                    return _decode(resp.content, endpoint)
-                if status in (401, 403):
+                    answer = _decode(resp.content, endpoint)
+                    refusal = _refusal(answer)
+                    if refusal is None:
+                        return answer
+                    field, text = refusal
+                    kind = classify_error(text)
+                    if kind == "key":
+                        raise RestError(f"{KEY_REFUSED} ({endpoint} said: {text})", status)
+                    if kind == "plan":
+                        raise RestError(f"the API key's plan does not include {endpoint} "
+                                        f"({endpoint} said: {text})", status)
+                    if kind != "overload":
+                        if field != "error":
+                            log.info("%s %s: upstream said %r; taken as no data",
+                                     method, endpoint, text)
+                            return {}
+                        raise RestError(f"{method} {endpoint} answered with an error: {text}",
+                                        status)
+                    problem = f"rate limited by upstream ({text})"
+                    delay = self._backoff(attempt)
+                elif status in (401, 403):
                     raise RestError(f"{KEY_REFUSED} (HTTP {status} from {endpoint})", status)
-                if status == 429:
+                elif status == 429:
                     problem = "rate limited by upstream (HTTP 429)"
                     delay = max(retry_after(resp.headers.get("Retry-After"))
                                 or 0.0, self._backoff(attempt))
@@ -292,6 +311,18 @@ def _decode(content: bytes, endpoint: str) -> Any:
         return orjson.loads(content)
     except orjson.JSONDecodeError:
         raise RestError(f"{endpoint} answered with something that is not JSON") from None
+
+
+def _refusal(answer: Any) -> tuple[str, str] | None:
+    """(field, text) of an error upstream sent with a 2xx status (``{"error": "..."}``)."""
+    if not isinstance(answer, dict) or not answer or len(answer) > 3 or not all(
+            k in ("error", "message", "detail", "status", "code") for k in answer):
+        return None
+    for key in ("error", "message", "detail"):
+        value = answer.get(key)
+        if isinstance(value, str) and value:
+            return key, redact(value[:300])
+    return None
 
 
 def _mapping(value: Any, endpoint: str) -> dict[str, Any]:

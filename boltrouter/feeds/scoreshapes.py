@@ -12,9 +12,11 @@ scoreboard, and a few helpers shared with the play-by-play parser.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
+from ..events import feed_time
 from ..scoreboard import ScoreUpdate
 
 _ORDINALS = {
@@ -56,28 +58,43 @@ def as_int(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
+        return int(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        if text.lstrip("-").replace(".", "", 1).isdigit() and float(text).is_integer():
+            return int(float(text))
     return None
 
 
 def format_clock(value: Any) -> str | None:
-    """Seconds (631) -> ``"10:31"``; strings are kept as upstream wrote them."""
+    """Seconds (631 or ``"631"``) -> ``"10:31"``; other strings are kept as upstream
+    wrote them."""
     if value is None or value == "" or isinstance(value, bool):
         return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
     if isinstance(value, (int, float)):
         secs = max(int(value), 0)
         return f"{secs // 60}:{secs % 60:02d}"
     return str(value)
 
 
-def side_map(designation: Any) -> dict[str, str]:
-    """``designation`` ({'A': 'away', 'B': 'home'}) -> {A: side, B: side}; default A=home."""
+def side_map(designation: Any, home: Any = None, away: Any = None) -> dict[str, str]:
+    """``designation`` ({'A': 'away', 'B': 'home'}) -> {A: side, B: side}; default A=home.
+
+    A designation naming the teams instead ({'A': 'Georgia Panthers', ...}) is read
+    against the message's ``home`` and ``away`` names.
+    """
     mapping = {"A": "home", "B": "away"}
     if isinstance(designation, dict):
+        names = {_fold(home): "home", _fold(away): "away"}
+        names.pop("", None)
         a = str(designation.get("A", "")).lower()
         b = str(designation.get("B", "")).lower()
+        a = names.get(_fold(designation.get("A")), a)
+        b = names.get(_fold(designation.get("B")), b)
         if a in ("home", "away") and b in ("home", "away") and a != b:
             mapping = {"A": a, "B": b}
         elif a in ("home", "away"):
@@ -85,6 +102,21 @@ def side_map(designation: Any) -> dict[str, str]:
         elif b in ("home", "away"):
             mapping = {"B": b, "A": "away" if b == "home" else "home"}
     return mapping
+
+
+def _fold(value: Any) -> str:
+    return " ".join(str(value).split()).casefold() if isinstance(value, str) else ""
+
+
+def flag(value: Any) -> bool | None:
+    """A boolean upstream may write as ``True``, ``"true"``, ``"False"``, 1 or 0."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    return None
 
 
 def map_sides(value: Any, sides: dict[str, str]) -> Any:
@@ -194,7 +226,7 @@ def parse_match_update(msg: dict[str, Any], feed: str = "scores") -> ScoreUpdate
     game = msg.get("game")
     if not isinstance(state, dict) or not (game or msg.get("universal_id")):
         return None
-    sides = side_map(msg.get("designation"))
+    sides = side_map(msg.get("designation"), msg.get("home"), msg.get("away"))
     shape = detect_shape(state)
     score: tuple[Any, Any] | None = None
     for key in _SCORE_KEYS[shape]:
@@ -210,11 +242,12 @@ def parse_match_update(msg: dict[str, Any], feed: str = "scores") -> ScoreUpdate
         if as_int(state.get(key)):
             period = as_int(state[key])
             break
-    if state.get("matchCompleted") is True:
+    completed, pre_match = flag(state.get("matchCompleted")), flag(state.get("preMatch"))
+    if completed is True:
         status = "final"
-    elif state.get("preMatch") is True:
+    elif pre_match is True:
         status = status or "scheduled"
-    elif state.get("preMatch") is False:
+    elif pre_match is False:
         status = status if status == "final" else "live"
 
     clock = None
@@ -223,8 +256,8 @@ def parse_match_update(msg: dict[str, Any], feed: str = "scores") -> ScoreUpdate
             clock = format_clock(state[key])
             break
     possession = None
-    if shape == "baseball" and isinstance(state.get("topOfInning"), bool):
-        possession = "away" if state["topOfInning"] else "home"   # the batting side
+    if shape == "baseball" and flag(state.get("topOfInning")) is not None:
+        possession = "away" if flag(state["topOfInning"]) else "home"   # the batting side
     elif isinstance(state.get("possession"), str):
         raw = state["possession"]
         possession = sides.get(raw, raw.lower() if raw.lower() in ("home", "away") else None)
@@ -243,7 +276,8 @@ def parse_match_update(msg: dict[str, Any], feed: str = "scores") -> ScoreUpdate
         sport=msg.get("league") or msg.get("sport") or None,
         home=msg.get("home") or None, away=msg.get("away") or None,
         home_score=home_score, away_score=away_score, status=status, period=period,
-        clock=clock, possession=possession, time=msg.get("timestamp") or None, extra=extra,
+        clock=clock, possession=possession, time=feed_time(msg.get("timestamp"), "") or None,
+        extra=extra,
     )
 
 

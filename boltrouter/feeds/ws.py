@@ -14,8 +14,10 @@ reconnects the way the upstream service wants to be treated:
   ``dead_after`` seconds is closed and reconnected;
 - "too many concurrent connections" errors and HTTP 429/503 at the handshake
   back off for at least ``overload_delay`` seconds;
-- HTTP 401/403 or an error saying the key is invalid stop the feed with one
-  clear message (``FeedFatal``) instead of retrying forever.
+- HTTP 401/403, or an error message or close reason saying the key is invalid
+  or the plan does not include the feed, stop the feed with one clear message
+  (``FeedFatal``) instead of retrying forever; a close with code 1013 or a
+  reason about too many connections backs off like an overload.
 
 The API key travels in the URL's query string: every URL and every exception
 text goes through ``redact`` before it reaches a log line, an event or an error.
@@ -28,12 +30,16 @@ dispatches its messages; ``boltrouter replay`` calls it for recorded frames.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import collections
+import io
 import json
 import logging
 import random
+import re
 import time
+import tokenize
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -41,6 +47,7 @@ from urllib.parse import urlsplit
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.frames import Close
 
 from ..config import Field
 from ..events import (
@@ -58,6 +65,8 @@ if TYPE_CHECKING:
     from ..app import App
 
 KEY_REFUSED = "BoltOdds refused the API key: check BOLTODDS_API_KEY"
+PLAN_REFUSED = ("BoltOdds does not serve the {0} feed on this API key's plan: upgrade the "
+                "plan or turn the feed off with `boltodds.{0}: false`")
 CONTROL_ACTIONS = frozenset({"socket_connected", "ping", "error", "subscription_updated"})
 
 
@@ -127,19 +136,29 @@ def with_key(url: str, key: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}key={key}"
 
 
+_KEY_WORD = re.compile(r"\b(?:api[ _-]?key|key|token|auth\w*|credentials?)\b")
+_KEY_PROBLEM = re.compile(r"invalid|unauthori|not valid|expired|denied|incorrect|wrong|refused"
+                          r"|not found|missing|failed|not recogni|unknown|revoked|required"
+                          r"|not provided|\bno\b")
+_PLAN = re.compile(r"\b(?:plan|trial|custom users|subscription tier)\b")
+_PLAN_PROBLEM = re.compile(r"not include|not available|only available|available to|upgrade"
+                           r"|not allowed|no access|does not have|not part of")
+
+
 def classify_error(message: str) -> str:
-    """What an upstream ``error`` message means: key, overload, resubscribe or other."""
+    """What an upstream ``error`` message means: key, plan, overload, resubscribe or other."""
     m = message.lower()
     if "subscri" in m and ("rate limit" in m or "wait" in m):
         return "resubscribe"
-    if "too many" in m or "concurrent" in m or "rate limit" in m:
+    if ("too many" in m or "concurrent" in m or "rate limit" in m
+            or ("connection" in m and any(w in m for w in ("limit", "maximum", "exceeded")))):
         return "overload"
-    if ("key" in m or "token" in m or "auth" in m) and any(
-            w in m for w in ("invalid", "unauthori", "not valid", "expired", "denied",
-                             "incorrect", "wrong", "refused", "not found", "missing")):
+    if _KEY_WORD.search(m) and _KEY_PROBLEM.search(m):
         return "key"
     if "unauthori" in m or "forbidden" in m:
         return "key"
+    if _PLAN.search(m) and _PLAN_PROBLEM.search(m):
+        return "plan"
     return "other"
 
 
@@ -205,6 +224,8 @@ class WebsocketFeed(Feed):
         self._overloaded = False
         self._close_reason: str | None = None
         self._last_subscribe = float("-inf")
+        self.subscribes_sent = 0
+        """``subscribe`` messages sent so far (on every connection)."""
         self._subscribe_task: asyncio.Task[None] | None = None
         self._pending_filters: Any = None
         self._warned: dict[str, tuple[float, int]] = {}
@@ -341,7 +362,7 @@ class WebsocketFeed(Feed):
         except TimeoutError:
             return _Drop(f"no socket_connected within {timeout:g} s")
         except ConnectionClosed as exc:
-            return _Drop(_closed_reason(exc))
+            return self._closed_drop(exc.rcvd or exc.sent)
         self.connected = True
         self.log.info("%s feed connected to %s", self.name, redact(self.url))
         await self._send_subscribe()
@@ -356,11 +377,27 @@ class WebsocketFeed(Feed):
                     drop = self._check_flags()
                     if drop is not None:
                         return drop
-            return _Drop(self._close_reason or _closed_reason_of(ws))
+            return _Drop(self._close_reason) if self._close_reason else self._closed_drop(
+                ws.close_rcvd or ws.close_sent)
         except ConnectionClosed as exc:
-            return _Drop(self._close_reason or _closed_reason(exc))
+            return _Drop(self._close_reason) if self._close_reason else self._closed_drop(
+                exc.rcvd or exc.sent)
         finally:
             watchdog.cancel()
+
+    def _closed_drop(self, frame: Close | None) -> _Drop:
+        """The drop of a connection the server closed; a close reason refusing the key or
+        the plan stops the feed, one about too many connections backs off longer."""
+        if frame is None:
+            return _Drop("the connection was lost without a close frame")
+        reason = redact(frame.reason)
+        text = f"closed with code {frame.code}" + (f" ({reason})" if reason else "")
+        kind = classify_error(reason) if reason else "other"
+        if kind == "key":
+            raise FeedFatal(f"{KEY_REFUSED} (upstream {text})")
+        if kind == "plan":
+            raise FeedFatal(f"{PLAN_REFUSED.format(self.name)} (upstream {text})")
+        return _Drop(text, overloaded=kind == "overload" or frame.code == 1013)
 
     def _check_flags(self) -> _Drop | None:
         if self.fatal is not None:
@@ -440,6 +477,7 @@ class WebsocketFeed(Feed):
             return
         await ws.send(orjson.dumps(msg).decode())
         self._last_subscribe = self.clock.monotonic()
+        self.subscribes_sent += 1
         self._pending_filters = msg.get("filters", {})
         self.log.info("%s feed subscribed: %s", self.name, _filters_summary(self._pending_filters))
 
@@ -461,8 +499,14 @@ class WebsocketFeed(Feed):
             try:
                 doc = json.loads(raw)
             except (ValueError, TypeError):
-                self.bad_frame("a frame that is not JSON", raw)
-                return
+                doc = python_literal(raw)
+                if doc is None:
+                    self.bad_frame("a frame that is not JSON", raw)
+                    return
+                self.app.metrics.inc("feed_python_literal_frames", feed=self.name)
+                self.warn_throttled("python-literal", "%s feed: a frame was written as a "
+                                    "Python literal (single quotes, None/True/False), not "
+                                    "JSON; read it anyway", self.name)
         if isinstance(doc, dict):
             await self._dispatch(doc, received)
         elif isinstance(doc, list):
@@ -510,6 +554,8 @@ class WebsocketFeed(Feed):
         await self.emit(FEED_ERROR, received, message=text)
         if kind == "key":
             self.fatal = f"{KEY_REFUSED} (upstream said: {text})"
+        elif kind == "plan":
+            self.fatal = f"{PLAN_REFUSED.format(self.name)} (upstream said: {text})"
         elif kind == "overload":
             self._overloaded = True
             self._close_reason = f"upstream: {text}"
@@ -552,29 +598,39 @@ class WebsocketFeed(Feed):
         return st
 
 
+_JSON_WORDS = {"null": "None", "true": "True", "false": "False"}
+PYTHON_LITERAL_MAX = 16 * 1024 * 1024
+"""Largest non-JSON frame tried as a Python literal (characters)."""
+
+
+def python_literal(raw: str | bytes) -> dict[str, Any] | list[Any] | None:
+    """A message object or list written the way the upstream docs print messages
+    (``{'action': 'ping'}``, ``None``/``True``/``False``); None when it is not one."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    if len(text) > PYTHON_LITERAL_MAX or text.lstrip()[:1] not in ("{", "["):
+        return None
+    try:
+        doc = ast.literal_eval(text.strip())
+    except ValueError:
+        # JSON's null/true/false among Python quoting (or # comments)
+        try:
+            tokens = [tok._replace(string=_JSON_WORDS.get(tok.string, tok.string))
+                      if tok.type == tokenize.NAME else tok
+                      for tok in tokenize.generate_tokens(io.StringIO(text.strip()).readline)]
+            doc = ast.literal_eval(tokenize.untokenize(tokens))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError,
+                tokenize.TokenError):
+            return None
+    except (TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return doc if isinstance(doc, (dict, list)) else None
+
+
 async def _close_quietly(ws: ClientConnection) -> None:
     try:
         await ws.close()
     except Exception:
         ws.transport.abort()
-
-
-def _closed_reason(exc: ConnectionClosed) -> str:
-    frame = exc.rcvd or exc.sent
-    if frame is None:
-        return "the connection was lost without a close frame"
-    text = f"closed with code {frame.code}"
-    if frame.reason:
-        text += f" ({redact(frame.reason)})"
-    return text
-
-
-def _closed_reason_of(ws: ClientConnection) -> str:
-    frame = ws.close_rcvd or ws.close_sent
-    if frame is None:
-        return "the connection closed"
-    return f"closed with code {frame.code}" + (f" ({redact(frame.reason)})" if frame.reason
-                                               else "")
 
 
 def _filters_summary(filters: Any) -> str:
