@@ -613,7 +613,8 @@ class MqttSink(Sink):
         return True
 
     def _check_clears(self) -> None:
-        """Forget cleared topics once the broker has them; they leave the state file then."""
+        """Forget cleared topics and sent component removals once the broker has them; they
+        leave the state file then."""
         removals = []
         for topic, removed, info in self._removal_infos:
             if not info.is_published():
