@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 Labels = tuple[tuple[str, str], ...]
@@ -169,6 +170,7 @@ def _number(value: float) -> str:
     return repr(value)
 
 
+@lru_cache(maxsize=4096)
 def _epoch(iso: str) -> float | None:
     try:
         moment = datetime.fromisoformat(iso)
