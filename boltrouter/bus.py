@@ -12,6 +12,9 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from .metrics import Metrics
@@ -19,6 +22,9 @@ from .secrets import redact
 from .sink import Delivery, Sink
 
 log = logging.getLogger("boltrouter.bus")
+
+_held: ContextVar[dict[SinkRunner, list[Delivery]] | None] = ContextVar("held", default=None)
+"""The durable deliveries a ``Bus.grouped`` block of the current task collects."""
 
 
 class SinkRunner:
@@ -52,12 +58,7 @@ class SinkRunner:
     def offer(self, delivery: Delivery) -> bool:
         """Queue without waiting; False when the policy is ``block`` and it is full."""
         if self.sink.durable:
-            try:
-                self.sink.accept([delivery])
-            except Exception as exc:
-                self._count_failure(1, exc)
-                return True
-            self.accepted += 1
+            self.accept([delivery])
             return True
         if len(self.queue) >= self.maxsize:
             if self.overflow == "block":
@@ -77,6 +78,16 @@ class SinkRunner:
         if len(self.queue) >= self._fill:
             self._full.set()
         return True
+
+    def accept(self, batch: list[Delivery]) -> None:
+        """Durable sinks: store ``batch`` at once (one transaction); counted as accepted
+        once the sink's ``accept`` returned."""
+        try:
+            self.sink.accept(batch)
+        except Exception as exc:
+            self._count_failure(len(batch), exc)
+            return
+        self.accepted += len(batch)
 
     async def put(self, delivery: Delivery) -> None:
         while not self.offer(delivery):
@@ -197,12 +208,37 @@ class Bus:
             await runner.drain(grace)
 
     async def deliver(self, deliveries: list[tuple[str, Delivery]]) -> None:
+        held = _held.get()
         for sink_name, delivery in deliveries:
             runner = self.runners.get(sink_name)
             if runner is None:
                 continue
+            if held is not None and runner.sink.durable:
+                batch = held.get(runner)
+                if batch is None:
+                    held[runner] = [delivery]
+                else:
+                    batch.append(delivery)
+                continue
             if not runner.offer(delivery):
                 await runner.put(delivery)
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Within the block, durable sinks get the current task's deliveries in one
+        ``accept`` call at its end (one outbox transaction for a whole upstream frame
+        instead of one per event). Other sinks and other tasks are not affected."""
+        if _held.get() is not None:
+            yield
+            return
+        held: dict[SinkRunner, list[Delivery]] = {}
+        token = _held.set(held)
+        try:
+            yield
+        finally:
+            _held.reset(token)
+            for runner, batch in held.items():
+                runner.accept(batch)
 
     async def drain(self, grace: float) -> bool:
         results = await asyncio.gather(*(r.drain(grace) for r in self.runners.values()))

@@ -42,7 +42,7 @@ import time
 import tokenize
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -129,11 +129,23 @@ def limiter_for(url: str) -> ConnectLimiter | None:
     return limiter
 
 
+def url_key(url: str) -> str:
+    """The ``key=`` a URL already carries (users paste the docs' ``?key=YOUR_TOKEN``)."""
+    for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        if name == "key":
+            return value
+    return ""
+
+
 def with_key(url: str, key: str) -> str:
-    """The URL with ``key=`` appended to its query string (unchanged when key is empty)."""
+    """The URL with ``key=`` in its query string, percent-encoded and replacing a key
+    already there (unchanged when key is empty)."""
     if not key:
         return url
-    return f"{url}{'&' if '?' in url else '?'}key={key}"
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "key"]
+    query.append(("key", key))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 _KEY_WORD = re.compile(r"\b(?:api[ _-]?key|key|token|auth\w*|credentials?)\b")
@@ -215,6 +227,7 @@ class WebsocketFeed(Feed):
         self._ws_log = logging.getLogger(f"boltrouter.feed.{name}.websocket")
         if not any(isinstance(f, RedactingFilter) for f in self._ws_log.filters):
             self._ws_log.addFilter(RedactingFilter())
+        register_secret(url_key(str(options.get("url") or "")))
         self.clock = Clock()
         self.limiter: ConnectLimiter | None = limiter_for(str(options.get("url") or ""))
         self.ws: ClientConnection | None = None
@@ -255,7 +268,7 @@ class WebsocketFeed(Feed):
         return str(self.options.get("url") or "")
 
     def connect_url(self) -> str:
-        key = self.app.api_key() or ""
+        key = self.app.api_key() or url_key(self.url)
         register_secret(key)
         return with_key(self.url, key)
 
@@ -415,7 +428,8 @@ class WebsocketFeed(Feed):
         if recorder is not None:
             recorder(self.name, raw if isinstance(raw, str) else raw.decode("utf-8", "replace"),
                      received)
-        await self.handle_frame(raw, received)
+        with self.app.bus.grouped():   # durable sinks store a frame's events at once
+            await self.handle_frame(raw, received)
 
     async def _watch(self, ws: ClientConnection) -> None:
         dead_after = float(self.options.get("dead_after", 45.0))
