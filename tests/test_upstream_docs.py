@@ -16,6 +16,7 @@ import asyncio
 import copy
 import io
 import json
+import logging
 import re
 import tokenize
 from pathlib import Path
@@ -104,6 +105,21 @@ async def test_the_docs_subscribe_message_follows_socket_connected_and_extra_fie
     async with odds_client(tmp_path, server.url):
         _, sub = await subscribed(server)
         assert sub == {"action": "subscribe", "filters": {}}
+
+
+async def test_the_key_is_percent_encoded_and_replaces_one_pasted_into_the_url(
+        tmp_path, server, caplog):
+    caplog.set_level(logging.DEBUG)
+    odd = "k3y+/=&secret-7"
+    async with odds_client(tmp_path, server.url + "?key=YOUR_TOKEN", key=odd) as client:
+        conn, _ = await subscribed(server)
+        assert parse_qs(urlsplit(conn.path).query) == {"key": [odd]}
+        conn.abort()
+        await client.wait_event("feed.disconnected")
+    client_logs = "\n".join(r.getMessage() for r in caplog.records
+                            if not r.name.startswith("websockets.server"))
+    assert "connected to" in client_logs and "secret-7" not in client_logs
+    assert "secret-7" not in json.dumps([e.to_dict() for e in client.events])
 
 
 async def test_the_docs_odds_messages_become_the_documented_events(tmp_path, server):
@@ -535,6 +551,8 @@ async def test_the_docs_rest_answers_fill_the_catalogue_and_become_events(
         async with RestClient(rest.url, API_KEY) as client:
             assert await client.get_info() == docs("GET_INFO")
             markets = await client.get_markets(["draftkings"], ["UFC"])
+            rest.answers["get_games"] = list(REST_GAMES.values())    # entries without keys
+            assert await client.get_games() == REST_GAMES
         assert markets["draftkings"]["UFC"][0] == "Fight To Not Start R3"
         query = parse_qs(urlsplit(rest.calls("get_markets")[-1].path).query)
         assert (query["sportsbooks"], query["sports"]) == (["draftkings"], ["UFC"])

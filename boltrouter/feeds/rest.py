@@ -202,7 +202,10 @@ class RestClient:
         return _mapping(await self.request("GET", "get_info"), "get_info")
 
     async def get_games(self) -> dict[str, Any]:
-        return _mapping(await self.request("GET", "get_games"), "get_games")
+        got = await self.request("GET", "get_games")
+        if isinstance(got, list):     # entries without their name keys
+            got = {str(e.get("game")): e for e in got if isinstance(e, dict) and e.get("game")}
+        return _mapping(got, "get_games")
 
     async def get_markets(self, sportsbooks: Iterable[str] = (),
                           sports: Iterable[str] = ()) -> dict[str, Any]:
