@@ -33,8 +33,7 @@ STATUS_OPTIONS = ["PRE", "IN", "POST"]
 TEAM_EVENT_TYPES = ["score_change", "lead_change", "period_end", "final", "odds_move"]
 FEED_NAMES = {"odds": "Odds feed", "scores": "Live scores feed",
               "playbyplay": "Play-by-play feed", "rest": "REST API"}
-ORIGIN = {"name": "boltrouter", "sw_version": __version__,
-          "support_url": "https://github.com/boltrouter/boltrouter"}
+ORIGIN = {"name": "boltrouter", "sw_version": __version__}
 
 
 def slug(text: str) -> str:
