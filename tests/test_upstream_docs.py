@@ -209,14 +209,17 @@ async def test_the_docs_clears_with_placeholder_fields_clear_exactly_their_scope
         assert client.app.metrics.get("feed_bad_frames", feed="odds") == 0
 
 
-async def test_frames_written_as_the_docs_print_them_are_read(tmp_path, server):
-    """The docs print messages as Python literals (single quotes, None, comments)."""
+async def test_frames_written_as_the_docs_print_them_or_encoded_twice_are_read(tmp_path, server):
+    """The docs print messages as Python literals (single quotes, None, comments);
+    some servers encode their JSON twice."""
     server.greeting = RAW["SOCKET_CONNECTED"].strip()
     async with odds_client(tmp_path, server.url) as client:
         conn, _ = await subscribed(server)
         await client.wait_event("feed.connected")
         await conn.send(orjson.dumps(docs("INITIAL_STATE")).decode())
         await client.wait_event("odds.game_added")
+        await conn.send(json.dumps(json.dumps(docs("GAME_UPDATE"))))     # JSON encoded twice
+        await client.wait_event("odds.line_changed", 2)
         await conn.send(RAW["BOOK_CLEAR"].strip())      # "#UTC" comment, {} placeholders
         await conn.send("[" + RAW["SPORT_CLEAR"].strip() + ", {'action': 'ping'}]")
         await client.wait_event("odds.book_cleared")

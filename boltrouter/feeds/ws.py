@@ -521,6 +521,11 @@ class WebsocketFeed(Feed):
                 self.warn_throttled("python-literal", "%s feed: a frame was written as a "
                                     "Python literal (single quotes, None/True/False), not "
                                     "JSON; read it anyway", self.name)
+        if isinstance(doc, str) and doc.lstrip()[:1] in ("{", "["):
+            try:
+                doc = orjson.loads(doc)     # JSON encoded twice: a string holding the message
+            except orjson.JSONDecodeError:
+                pass
         if isinstance(doc, dict):
             await self._dispatch(doc, received)
         elif isinstance(doc, list):
