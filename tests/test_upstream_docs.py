@@ -494,6 +494,38 @@ async def test_the_docs_play_by_play_streams_1_to_4_become_plays_stats_and_score
         await rig.stop()
 
 
+async def test_play_by_play_with_fields_missing_null_or_written_as_strings(
+        tmp_path: Path) -> None:
+    games: dict[str, Any] = {}
+    for uid, (name, sport, when) in PBP_GAMES.items():
+        games.update(get_games_entry(name, uid, sport, when))
+    rig = await Rig.start(tmp_path, games=games, playbyplay={
+        "games": [name for name, _, _ in PBP_GAMES.values()]})
+    try:
+        conn = await rig.connection()
+        state = docs("S1_CURRENT_STATE")
+        state.update(game_info=None, field_state=None)
+        blazers = docs("S4_NEW_PLAY")
+        del blazers["home"], blazers["away"]
+        blazers.update(universal_id=None, stream="4")
+        bills = docs("S1_LAST_PLAY")
+        bills.update(stream="1", play_info={"passer": None, "receiver": {"full_name": None},
+                                            "net_yards": "5", "tackler_1": None})
+        rockets = docs("S2_NEW_PLAY")
+        rockets.update(stream="2", score=None)
+        for msg in (state, blazers, bills, rockets):
+            await conn.send(msg)
+        await rig.settle(conn)
+        plays = {e.universal_id: e.data for e in rig.of_type("play.new")}
+        assert plays["af76659e4344"]["description"] == "Attempt missed - Portland Trail Blazers"
+        assert plays["af76659e4344"]["stream"] == 4
+        assert plays["26dbab0e7ade"]["description"] == "Pass that gains yards, 5 yards"
+        assert plays["08a0bc661896"]["stream"] == 2 and plays["08a0bc661896"]["backlog"]
+        assert rig.app.metrics.get("feed_bad_frames", feed="playbyplay") == 0
+    finally:
+        await rig.stop()
+
+
 # -- REST -----------------------------------------------------------------------------------
 
 BUCS = next(iter(docs("BOXSCORES")))

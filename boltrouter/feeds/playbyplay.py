@@ -88,7 +88,7 @@ class PlayByPlayFeed(SelectedGamesFeed):
 
     async def handle_message(self, msg: dict[str, Any], received: str) -> bool:
         action = msg.get("action")
-        stream = msg.get("stream")
+        stream = stream_of(msg)
         if not (msg.get("event") or msg.get("universal_id")) or action is None:
             return False
         scoreboard = self.app.scoreboard
@@ -131,7 +131,7 @@ class PlayByPlayFeed(SelectedGamesFeed):
         await self.publish_game_events(self.app.scoreboard.apply(update, received))
 
     async def _stats_message(self, msg: dict[str, Any], state: GameState, received: str) -> None:
-        stream = msg.get("stream")
+        stream = stream_of(msg)
         stats = normalize_stats(stream, msg.get("play_info"))
         key = (state.universal_id, stream)
         digest = content_hash(stats)
@@ -149,7 +149,7 @@ class PlayByPlayFeed(SelectedGamesFeed):
 
     async def _plays_message(self, msg: dict[str, Any], state: GameState, received: str,
                              backlog: bool) -> None:
-        stream = msg.get("stream")
+        stream = stream_of(msg)
         info = msg.get("play_info")
         if isinstance(info, list):
             plays = [p for p in info if isinstance(p, dict)]
@@ -164,7 +164,7 @@ class PlayByPlayFeed(SelectedGamesFeed):
             key = self._play_key(msg, play)
             if not self._remember(state.universal_id, key):
                 continue
-            data = self._play_data(msg, play, stream, backlog)
+            data = self._play_data(msg, play, stream, backlog, state)
             self.app.scoreboard.record_play(state, data)
             events.append(Event(
                 PLAY_NEW, data,
@@ -218,7 +218,7 @@ class PlayByPlayFeed(SelectedGamesFeed):
 
     @staticmethod
     def _play_data(msg: dict[str, Any], play: dict[str, Any], stream: Any,
-                   backlog: bool) -> dict[str, Any]:
+                   backlog: bool, state: GameState) -> dict[str, Any]:
         action = msg.get("action")
         if stream == 1 or action not in ("new_play",):
             description = humanize(action)
@@ -227,8 +227,8 @@ class PlayByPlayFeed(SelectedGamesFeed):
                 description += f": {passer} to {receiver}"
             elif passer or receiver:
                 description += f": {passer or receiver}"
-            yards = play.get("net_yards")
-            if isinstance(yards, (int, float)) and not isinstance(yards, bool):
+            yards = as_int(play.get("net_yards"))
+            if yards is not None:
                 description += f", {yards} yard{'' if abs(yards) == 1 else 's'}"
             data = {"stream": stream, "action": action, "description": description,
                     "play": play, "play_start": msg.get("play_start") or None,
@@ -243,13 +243,20 @@ class PlayByPlayFeed(SelectedGamesFeed):
                 if play.get("subType"):
                     description += f" ({play['subType']})"
                 team = play.get("team")
-                team_name = msg.get(team) if team in ("home", "away") else team
+                team_name = ((msg.get(team) or getattr(state, team)) if team in ("home", "away")
+                             else team)
                 if team_name:
                     description += f" - {team_name}"
             data = {"stream": stream, "action": kind or action, "description": description,
                     "play": play}
         data["backlog"] = backlog
         return data
+
+
+def stream_of(msg: dict[str, Any]) -> Any:
+    """The message's stream number (upstream may write it as a string)."""
+    stream = msg.get("stream")
+    return as_int(stream) if as_int(stream) is not None else stream
 
 
 def _ascending(plays: list[dict[str, Any]]) -> bool:
