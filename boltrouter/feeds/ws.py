@@ -618,6 +618,7 @@ class WebsocketFeed(Feed):
 
 
 _JSON_WORDS = {"null": "None", "true": "True", "false": "False"}
+_PYTHON_WORDS = re.compile(r"\b(?:None|True|False)\b")
 PYTHON_LITERAL_MAX = 16 * 1024 * 1024
 """Largest non-JSON frame tried as a Python literal (characters)."""
 
@@ -628,6 +629,8 @@ def python_literal(raw: str | bytes) -> dict[str, Any] | list[Any] | None:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     if len(text) > PYTHON_LITERAL_MAX or text.lstrip()[:1] not in ("{", "["):
         return None
+    if "'" not in text and "#" not in text and not _PYTHON_WORDS.search(text):
+        return None     # broken JSON, nothing Python about it: not worth parsing again
     try:
         doc = ast.literal_eval(text.strip())
     except ValueError:
