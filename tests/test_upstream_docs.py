@@ -385,6 +385,9 @@ async def test_the_docs_match_update_then_changes_with_team_designations_and_str
         assert state.possession == "away"            # top of the inning: the away side bats
         assert state.extra["stats"]["inningScores"]["1"] == {"home": 2, "away": 0}
         assert rig.of_type("score.changed") == []    # the first report is the baseline
+        # no subscription_updated came: the first data confirms the subscription
+        [confirmed] = rig.of_type("feed.subscribed")
+        assert confirmed.feed == "scores" and confirmed.data["filters"] == {"games": [GEORGIA]}
 
         later = docs("MATCH_UPDATE")
         later["state"].update(runs={"A": 3, "B": 0}, totalRunsForTeamA=3, inning=6,

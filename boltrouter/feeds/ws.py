@@ -552,6 +552,9 @@ class WebsocketFeed(Feed):
             self.app.metrics.inc("feed_unknown_actions", feed=self.name)
             self.warn_throttled(f"unknown:{action}", "%s feed: ignoring unknown action %r",
                                 self.name, str(action)[:80])
+        elif self._pending_filters is not None:
+            # upstream may answer a first subscribe with data and no subscription_updated
+            await self.confirm_subscribed(received)
 
     async def _control(self, action: str, msg: dict[str, Any], received: str) -> None:
         if action == "socket_connected":
