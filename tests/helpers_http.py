@@ -16,6 +16,7 @@ answered). ``Reply(hang=True)`` never answers until the receiver stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
@@ -66,6 +67,7 @@ class Receiver:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._release: asyncio.Event | None = None
+        self._closing: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
@@ -79,6 +81,7 @@ class Receiver:
             loop = asyncio.new_event_loop()
             self._loop = loop
             self._release = asyncio.Event()
+            self._closing = asyncio.Event()
             self._server = loop.run_until_complete(
                 asyncio.start_server(self._serve, "127.0.0.1", port))
             self.port = self._server.sockets[0].getsockname()[1]
@@ -98,12 +101,17 @@ class Receiver:
             return
 
         async def shutdown() -> None:
-            assert self._release is not None and self._server is not None
+            assert self._release and self._closing and self._server
             self._release.set()
+            self._closing.set()
             self._server.close()
             for w in list(self._writers):
                 w.close()
-            await asyncio.sleep(0)
+            # let every connection's task end (one may be in a reply's delay) before the
+            # loop closes, so none is left pending
+            serving = asyncio.all_tasks() - {asyncio.current_task()}
+            if serving:
+                await asyncio.wait(serving, timeout=10)
             loop.stop()
 
         asyncio.run_coroutine_threadsafe(shutdown(), loop)
@@ -184,8 +192,8 @@ class Receiver:
                     return
                 reply = self._choose(req)
                 delay = reply.delay or self.delay
-                if delay:
-                    await asyncio.sleep(delay)
+                if delay and not await self._pause(delay):
+                    return
                 if reply.hang:
                     assert self._release is not None
                     await self._release.wait()
@@ -206,6 +214,14 @@ class Receiver:
         finally:
             self._writers.discard(writer)
             writer.close()
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds``; False when the receiver stops meanwhile."""
+        assert self._closing is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._closing.wait()
+        return not self._closing.is_set()
 
     @staticmethod
     async def _read_request(conn: h11.Connection, reader: asyncio.StreamReader) -> Request | None:
