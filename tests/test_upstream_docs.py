@@ -306,6 +306,9 @@ async def test_numbers_as_strings_over_spelt_o_other_timestamps_and_missing_fiel
     ("Unauthorized", "key"),
     ("This feature is available to Trial and Custom users.", "plan"),
     ("Your plan does not include play-by-play", "plan"),
+    ("Your subscription has expired", "plan"),
+    ("Your API key is not authorized for this feed", "key"),
+    ("Invalid subscription format", "other"),
     ("Invalid sport: Ice Hockey", "other"),
     ("Invalid message format.", "other"),
 ])

@@ -149,12 +149,13 @@ def with_key(url: str, key: str) -> str:
 
 
 _KEY_WORD = re.compile(r"\b(?:api[ _-]?key|key|token|auth\w*|credentials?)\b")
-_KEY_PROBLEM = re.compile(r"invalid|unauthori|not valid|expired|denied|incorrect|wrong|refused"
-                          r"|not found|missing|failed|not recogni|unknown|revoked|required"
-                          r"|not provided|\bno\b")
-_PLAN = re.compile(r"\b(?:plan|trial|custom users|subscription tier)\b")
+_KEY_PROBLEM = re.compile(r"invalid|unauthori|not authori|not valid|expired|denied|incorrect"
+                          r"|wrong|refused|not found|missing|failed|not recogni|unknown"
+                          r"|revoked|required|not provided|\bno\b")
+_PLAN = re.compile(r"\b(?:plan|trial|custom users|subscription|account)\b")
 _PLAN_PROBLEM = re.compile(r"not include|not available|only available|available to|upgrade"
-                           r"|not allowed|no access|does not have|not part of")
+                           r"|not allowed|no access|does not have|not part of|expired"
+                           r"|inactive|not active|suspended|cancel")
 
 
 def classify_error(message: str) -> str:
