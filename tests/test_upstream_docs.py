@@ -594,6 +594,10 @@ async def test_the_docs_rest_answers_fill_the_catalogue_and_become_events(
             markets = await client.get_markets(["draftkings"], ["UFC"])
             rest.answers["get_games"] = list(REST_GAMES.values())    # entries without keys
             assert await client.get_games() == REST_GAMES
+            # the answer printed as the docs print it (single quotes, True/False/None)
+            rest.answers["match_info"] = Reply(200, RAW["MATCH_INFO"].replace(
+                "...,\n", "").replace("...\n", "").replace(",...}", "}").encode())
+            assert await client.match_info([BOUZAS]) == docs("MATCH_INFO")
         assert markets["draftkings"]["UFC"][0] == "Fight To Not Start R3"
         query = parse_qs(urlsplit(rest.calls("get_markets")[-1].path).query)
         assert (query["sportsbooks"], query["sports"]) == (["draftkings"], ["UFC"])

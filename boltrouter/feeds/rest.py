@@ -51,7 +51,7 @@ from ..feed import Feed
 from ..scoreboard import ScoreUpdate
 from ..secrets import RedactingFilter, redact, register_secret
 from .scoreshapes import match_info_doc, parse_boxscore, parse_match_info
-from .ws import Clock, classify_error
+from .ws import Clock, classify_error, python_literal
 
 if TYPE_CHECKING:
     from ..app import App
@@ -313,7 +313,10 @@ def _decode(content: bytes, endpoint: str) -> Any:
     try:
         return orjson.loads(content)
     except orjson.JSONDecodeError:
-        raise RestError(f"{endpoint} answered with something that is not JSON") from None
+        doc = python_literal(content)     # printed the way the docs print answers
+        if doc is None:
+            raise RestError(f"{endpoint} answered with something that is not JSON") from None
+        return doc
 
 
 def _refusal(answer: Any) -> tuple[str, str] | None:
