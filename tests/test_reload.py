@@ -199,6 +199,10 @@ boltodds:
             return [e for e in seen if e.type == "feed.subscribed" and e.feed == "odds"]
 
         await wait_until(subscribed, timeout=20, what="the first subscription")
+        # upstream's 5 s between subscribes is covered by the odds feed tests; a short one
+        # here keeps this test quick
+        app.simulator.options["resubscribe_window"] = 0.2
+        app.feeds["odds"].resubscribe_interval = 0.2
         connects = app.simulator.connects
         write(config, config.read_text().replace("[NBA, NFL, MLB, NHL, EPL]", "[NBA, NFL]"))
         assert await app.reload() == []
@@ -219,7 +223,7 @@ boltodds:
         assert await app.reload() == []
         assert "scores" not in app.feeds
         await wait_until(lambda: app.simulator.connection_count("scores") == 0,
-                         what="the scores connection closed")
+                         timeout=20, what="the scores connection closed")
         assert app.feeds["odds"].reconnects == 0
     finally:
         await app.stop()
