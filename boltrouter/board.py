@@ -47,6 +47,7 @@ from .events import Event, feed_time, make_id
 
 _intern = sys.intern
 _SUSPENDED_SPELLINGS = (None, "", "None")
+_NOT_SENT = object()
 REPLACING_ACTIONS = frozenset({"initial_state", "game_update", "game_added"})
 ODDS_ACTIONS = REPLACING_ACTIONS | {"line_update", "game_removed", "sport_clear", "book_clear"}
 
@@ -389,7 +390,8 @@ class OddsBoard:
                     out.append(self._line_event(book, game, state, key, None, line, ts,
                                                 received, feed))
                 continue
-            odds = normalize_odds(o.get("odds"))
+            raw = o.get("odds", _NOT_SENT)
+            odds = prev.odds if raw is _NOT_SENT else normalize_odds(raw)   # no key: no news
             if odds != prev.odds and not _same_price(odds, prev.odds):
                 old = prev.odds
                 prev.odds = odds

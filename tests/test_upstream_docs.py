@@ -28,7 +28,7 @@ import pytest
 from helpers_http import Reply
 from helpers_odds import KEY, odds_client
 from helpers_scores import API_KEY, Rest, Rig, get_games_entry
-from helpers_ws import FakeClock, ScriptServer
+from helpers_ws import FakeClock, ScriptServer, wait_until
 
 from boltrouter.board import implied_prob
 from boltrouter.feeds.rest import RestClient, RestError
@@ -280,6 +280,11 @@ async def test_numbers_as_strings_over_spelt_o_other_timestamps_and_missing_fiel
         await conn.send(update("", None))
         await conn.send(update("+100", None))
         await client.wait_event("odds.line_restored")
+        link_only = update("+100", None)
+        link_only["data"]["outcomes"]["Total O 8.5"] = {"link": "https://book.example/o85"}
+        await conn.send(link_only)                                 # no odds key: no news
+        await wait_until(lambda: client.app.board.line("ballybet", METS, "Total O 8.5").link
+                         == "https://book.example/o85", 5, "the new link")
         lines = client.of("odds.line_")
         assert [(e.type, e.data["old_odds"], e.data["new_odds"]) for e in lines] == [
             ("odds.line_changed", "-110", "-120"),
