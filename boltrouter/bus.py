@@ -238,7 +238,9 @@ class Bus:
         finally:
             _held.reset(token)
             for runner, batch in held.items():
-                runner.accept(batch)
+                current = self.runners.get(runner.name)   # a reload may have replaced it
+                if current is not None:
+                    current.accept(batch)
 
     async def drain(self, grace: float) -> bool:
         results = await asyncio.gather(*(r.drain(grace) for r in self.runners.values()))

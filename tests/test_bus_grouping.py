@@ -86,3 +86,13 @@ async def test_a_frame_the_sink_cannot_store_counts_every_event_as_failed() -> N
     runner = bus.runners["ledger"]
     assert runner.failed == 4 and runner.accepted == 0
     assert "disk full" in (runner.last_error or "")
+
+
+async def test_a_sink_removed_while_a_frame_is_handled_gets_nothing_from_it() -> None:
+    ledger = Ledger()
+    bus = bus_with(ledger)
+    with bus.grouped():
+        await bus.deliver(deliveries(2))
+        await bus.remove("ledger", 1.0)
+    assert ledger.calls == []
+    assert bus.runners == {}
