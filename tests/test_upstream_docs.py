@@ -523,11 +523,19 @@ async def test_play_by_play_with_fields_missing_null_or_written_as_strings(
         bills.update(stream="1", play_info={"passer": None, "receiver": {"full_name": None},
                                             "net_yards": "5", "tackler_1": None})
         rockets = docs("S2_NEW_PLAY")
-        rockets.update(stream="2", score=None)
+        rockets.update(stream="2", score=None, play_info=[     # recent plays, oldest first
+            {"clock": "00:19", "description": "Harden misses a three", "isEndOfPeriod": False},
+            {"clock": "00:02", "description": "Sengun makes a layup", "isEndOfPeriod": False},
+            {"clock": "00:00", "description": "End of 3rd Quarter.", "isEndOfPeriod": True}])
         for msg in (state, blazers, bills, rockets):
             await conn.send(msg)
         await rig.settle(conn)
         plays = {e.universal_id: e.data for e in rig.of_type("play.new")}
+        assert [e.data["description"] for e in rig.of_type("play.new")
+                if e.universal_id == "08a0bc661896"] == [
+            "Harden misses a three", "Sengun makes a layup", "End of 3rd Quarter."]
+        rockets_state = rig.app.scoreboard.get("08a0bc661896")
+        assert rockets_state.last_play["description"] == "End of 3rd Quarter."
         assert plays["af76659e4344"]["description"] == "Attempt missed - Portland Trail Blazers"
         assert plays["af76659e4344"]["stream"] == 4
         assert plays["26dbab0e7ade"]["description"] == "Pass that gains yards, 5 yards"

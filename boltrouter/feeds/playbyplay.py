@@ -260,9 +260,25 @@ def stream_of(msg: dict[str, Any]) -> Any:
 
 
 def _ascending(plays: list[dict[str, Any]]) -> bool:
-    """True when the plays carry numeric ids in increasing order (oldest first)."""
+    """True when the plays are listed oldest first: numeric ids increasing or, without
+    ids, a game clock counting down (``"00:19"``, ``"00:02"``, ``"00:00"``)."""
     ids = [as_int(p.get("id")) for p in plays]
-    return all(i is not None for i in ids) and ids == sorted(ids)   # type: ignore[type-var]
+    if all(i is not None for i in ids):
+        return ids == sorted(ids)   # type: ignore[type-var]
+    clocks = [_seconds(p.get("clock")) for p in plays]
+    if all(c is not None for c in clocks) and len(set(clocks)) > 1:
+        return clocks == sorted(clocks, reverse=True)   # type: ignore[type-var]
+    return False
+
+
+def _seconds(clock: Any) -> int | None:
+    """``"MM:SS"`` -> seconds; None for anything else."""
+    if not isinstance(clock, str) or clock.count(":") != 1:
+        return None
+    minutes, seconds = clock.split(":")
+    if minutes.strip().isdigit() and seconds.strip().isdigit():
+        return int(minutes) * 60 + int(seconds)
+    return None
 
 
 @hookimpl
