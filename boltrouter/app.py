@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .bus import Bus, SinkRunner
 from .config import Config, ConfigErrors, load_config
@@ -153,7 +154,38 @@ class App:
         opts = dict(options)
         if self.simulator is not None:
             opts["url"] = self.simulator.url_for(name)
+        else:
+            beside = self._url_beside_odds(name, opts.get("url"))
+            if beside is not None:
+                log.info("%s feed: no url set while the odds socket is %s; using %s",
+                         name, redact(self.config.feeds["odds"][1].get("url")), redact(beside))
+                opts["url"] = beside
         return opts
+
+    def _url_beside_odds(self, name: str, url: Any) -> str | None:
+        """The endpoint of feed ``name`` on the server of the odds socket, when the odds
+        URL was changed (a proxy, a test server) and this feed's URL was left at its
+        default: upstream serves every socket and the REST API side by side."""
+        entry, odds = self.config.feeds.get(name), self.config.feeds.get("odds")
+        if name == "odds" or entry is None or odds is None:
+            return None
+        default = getattr(entry[0].options_schema.get("url"), "default", None)
+        odds_url = str(odds[1].get("url") or "")
+        odds_default = getattr(odds[0].options_schema.get("url"), "default", None)
+        own_path = getattr(entry[0], "simulator_path", None)
+        if url != default or not default or not odds_url or odds_url == odds_default \
+                or own_path is None:
+            return None
+        parts = urlsplit(odds_url)
+        root = parts.path.rstrip("/")
+        odds_path = str(getattr(odds[0], "simulator_path", "/api"))
+        if root.endswith(odds_path):
+            root = root[:-len(odds_path)]
+        scheme, query = parts.scheme, parts.query
+        if str(default).startswith("http"):
+            scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
+            query = ""
+        return urlunsplit((scheme, parts.netloc, root + own_path, query, ""))
 
     def _launch_feed(self, name: str, cls: type, options: dict[str, Any]) -> None:
         feed = cls(name, self._feed_options(name, options), self)

@@ -25,12 +25,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import pytest
+import yaml
 from helpers_http import Reply
 from helpers_odds import KEY, odds_client
 from helpers_scores import API_KEY, Rest, Rig, get_games_entry
 from helpers_ws import FakeClock, ScriptServer, wait_until
 
+from boltrouter.app import App
 from boltrouter.board import implied_prob
+from boltrouter.config import load_config
 from boltrouter.feeds.rest import RestClient, RestError
 from boltrouter.feeds.ws import FeedFatal, classify_error
 
@@ -543,6 +546,27 @@ async def test_play_by_play_with_fields_missing_null_or_written_as_strings(
         assert rig.app.metrics.get("feed_bad_frames", feed="playbyplay") == 0
     finally:
         await rig.stop()
+
+
+async def test_feeds_without_a_url_follow_an_odds_socket_moved_to_another_server(
+        tmp_path: Path, server) -> None:
+    server.http["/api/get_games"] = docs("GET_GAMES")
+    doc = {"boltodds": {"api_key": API_KEY, "odds": {"url": server.url, "check_filters": False},
+                        "scores": {"games": ["Damian Pinas vs Wes Schultz, 2026-02-28, 05"]}},
+           "simulator": {"enabled": "never"}, "summary": {"enabled": "never"},
+           "state_dir": str(tmp_path)}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    app = App(load_config(path))
+    await app.start()
+    try:
+        first, second = await server.next_connection(), await server.next_connection()
+        paths = sorted(urlsplit(c.path).path for c in (first, second))
+        assert paths == ["/api", "/api/livescores"]
+        await wait_until(lambda: len(app.catalogue) == 2, 10, "get_games from the same server")
+        assert any(p.startswith("/api/get_games?key=") for p in server.http_requests)
+    finally:
+        await app.stop()
 
 
 # -- REST -----------------------------------------------------------------------------------
