@@ -63,13 +63,15 @@ class ScriptServer:
     """Accepts websocket connections on 127.0.0.1 and lets the test script them.
 
     ``greeting``: sent on every connection first (None = nothing).
-    ``refuse``: an HTTP status to refuse handshakes with (None = accept).
+    ``refuse``: an HTTP status to refuse handshakes with (None = accept), with the
+    headers of ``refuse_headers``.
     ``http``: path -> JSON document served to plain HTTP GETs (the REST endpoints).
     """
 
     def __init__(self) -> None:
         self.greeting: Any = {"action": "socket_connected"}
         self.refuse: int | None = None
+        self.refuse_headers: dict[str, str] = {}
         self.http: dict[str, Any] = {}
         self.http_requests: list[str] = []
         self.handshakes = 0
@@ -107,7 +109,9 @@ class ScriptServer:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
         self.handshakes += 1
         if self.refuse is not None:
-            return connection.respond(http.HTTPStatus(self.refuse), "refused\n")
+            response = connection.respond(http.HTTPStatus(self.refuse), "refused\n")
+            response.headers.update(self.refuse_headers)
+            return response
         return None
 
     async def _handler(self, ws: ServerConnection) -> None:

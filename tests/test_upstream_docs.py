@@ -371,6 +371,13 @@ async def test_a_refusal_for_too_many_connections_backs_off_at_least_30_seconds(
         await subscribed(server)       # and then it does come back
 
 
+async def test_a_503_asking_to_retry_after_two_minutes_is_obeyed(tmp_path, server) -> None:
+    server.refuse, server.refuse_headers = 503, {"Retry-After": "120"}
+    async with odds_client(tmp_path, server.url, clock=FakeClock()) as client:
+        drop = (await client.wait_event("feed.disconnected"))[0]
+        assert drop.data["retry_in"] >= 120 and "retry after 120 s" in drop.data["reason"]
+
+
 # -- live scores ----------------------------------------------------------------------------
 
 GEORGIA = docs("MATCH_UPDATE")["game"]

@@ -199,11 +199,12 @@ def ws_options_schema(default_url: str) -> dict[str, Field]:
 class _Drop:
     """Why a connection ended and how to treat the next attempt."""
 
-    __slots__ = ("reason", "overloaded")
+    __slots__ = ("reason", "overloaded", "retry_after")
 
-    def __init__(self, reason: str, overloaded: bool = False) -> None:
+    def __init__(self, reason: str, overloaded: bool = False, retry_after: float = 0.0) -> None:
         self.reason = reason
         self.overloaded = overloaded
+        self.retry_after = retry_after
 
 
 class WebsocketFeed(Feed):
@@ -321,7 +322,7 @@ class WebsocketFeed(Feed):
             delay = max(delay, min(self.quick_drop_delay, cap) if cap else self.quick_drop_delay)
         if drop.overloaded:
             delay = max(delay, self.overload_delay * self._random.uniform(1.0, 1.5))
-        return delay
+        return max(delay, drop.retry_after)
 
     async def _connect_once(self) -> _Drop:
         self.acked = False
@@ -337,8 +338,10 @@ class WebsocketFeed(Feed):
             if status in (401, 403):
                 raise FeedFatal(f"{KEY_REFUSED} (HTTP {status} at {redact(self.url)})") from None
             if status in (429, 503):
-                return _Drop(f"the server is refusing connections (HTTP {status})",
-                             overloaded=True)
+                wait = _retry_after(exc.response.headers.get("Retry-After"))
+                return _Drop(f"the server is refusing connections (HTTP {status})"
+                             + (f"; it asked to retry after {wait:g} s" if wait else ""),
+                             overloaded=True, retry_after=wait)
             return _Drop(f"the handshake failed with HTTP {status}")
         except (TimeoutError, OSError, WebSocketException) as exc:
             return _Drop(f"could not connect to {redact(self.url)}: {describe(exc)}")
@@ -650,6 +653,15 @@ def python_literal(raw: str | bytes) -> dict[str, Any] | list[Any] | None:
     except (TypeError, SyntaxError, MemoryError, RecursionError):
         return None
     return doc if isinstance(doc, (dict, list)) else None
+
+
+def _retry_after(value: str | None) -> float:
+    """A ``Retry-After`` header in seconds (capped at an hour); 0 when absent or a date."""
+    try:
+        seconds = float(value or 0)
+    except ValueError:
+        return 0.0
+    return min(seconds, 3600.0) if seconds > 0 else 0.0
 
 
 async def _close_quietly(ws: ClientConnection) -> None:
