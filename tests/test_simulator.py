@@ -112,6 +112,10 @@ async def test_a_reconnect_after_a_drop_with_the_same_world_emits_no_odds_events
         before = len(client.odds_events())
         assert quiet_sim.drop_connections("odds") == 1
         await client.wait_event("feed.connected", 2)
+        # the marker must come after the new snapshot: a line forced before the simulator
+        # took the new subscribe would come back inside the snapshot (odds.game_updated)
+        await wait_until(lambda: [s.subscribed for s in quiet_sim.sessions["odds"]] == [True],
+                         10, "the new connection subscribed")
         book, game, key = first_line(quiet_sim)
         await marker(quiet_sim, client, book, game, key)
         after = client.odds_events()[before:]
