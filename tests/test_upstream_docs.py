@@ -34,7 +34,7 @@ from helpers_ws import FakeClock, ScriptServer, wait_until
 from boltrouter.app import App
 from boltrouter.board import implied_prob
 from boltrouter.config import load_config
-from boltrouter.feeds.rest import RestClient, RestError
+from boltrouter.feeds.rest import RateLimiter, RestClient, RestError
 from boltrouter.feeds.ws import FeedFatal, classify_error
 
 EXAMPLES_FILE = Path(__file__).parent / "data" / "boltodds_docs_examples.txt"
@@ -464,7 +464,7 @@ async def test_the_docs_play_by_play_streams_1_to_4_become_plays_stats_and_score
     for uid, (name, sport, when) in PBP_GAMES.items():
         games.update(get_games_entry(name, uid, sport, when))
     names = [name for name, _, _ in PBP_GAMES.values()]
-    rig = await Rig.start(tmp_path, games=games, playbyplay={"games": names})
+    rig = await Rig.start(tmp_path, games=games, playbyplay={"games": names, "backoff_max": 0.1})
     try:
         conn = await rig.ws.next_connection()
         sub = await conn.next_message()
@@ -633,7 +633,7 @@ async def test_the_docs_rest_answers_fill_the_catalogue_and_become_events(
         assert parlay.sportsbook == "draftkings" and parlay.data["count"] == 1
         assert len(parlay.data["parlays"][0]["legs"]) == 4
 
-        async with RestClient(rest.url, API_KEY) as client:
+        async with RestClient(rest.url, API_KEY, limiter=RateLimiter(6000, 100)) as client:
             assert await client.get_info() == docs("GET_INFO")
             markets = await client.get_markets(["draftkings"], ["UFC"])
             rest.answers["get_games"] = list(REST_GAMES.values())    # entries without keys
@@ -656,7 +656,8 @@ async def test_errors_sent_with_status_200_are_errors_and_empty_answers_are_no_d
         rest.answers["get_info"] = {"error": "Rate limit exceeded"}
         rest.answers["boxscores"] = Reply(200, b"")
         rest.answers["match_info"] = {"message": "No match info available"}
-        async with RestClient(rest.url, API_KEY, retries=1, backoff_base=0.01) as client:
+        async with RestClient(rest.url, API_KEY, retries=1, backoff_base=0.01,
+                              limiter=RateLimiter(6000, 100)) as client:
             with pytest.raises(RestError) as refused:
                 await client.get_games()
             assert "BOLTODDS_API_KEY" in str(refused.value) and API_KEY not in str(refused.value)
