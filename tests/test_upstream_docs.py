@@ -33,6 +33,7 @@ from helpers_ws import FakeClock, ScriptServer, wait_until
 
 from boltrouter.app import App
 from boltrouter.board import implied_prob
+from boltrouter.catalogue import Catalogue
 from boltrouter.config import load_config
 from boltrouter.feeds.rest import RateLimiter, RestClient, RestError
 from boltrouter.feeds.ws import FeedFatal, classify_error
@@ -669,3 +670,26 @@ async def test_errors_sent_with_status_200_are_errors_and_empty_answers_are_no_d
     finally:
         rest.stop()
 
+
+
+@pytest.mark.parametrize("spelling", [
+    "Damian Pinas vs Wes Schultz, 2026-02-28, 05",        # as get_games writes it
+    "damian pinas  VS wes schultz, 2026-02-28, 05",       # case and spacing
+    "Damian Pinas vs. Wes Schultz, 2026-02-28",           # 'vs.' and no hour suffix
+    "Wes Schultz vs Damian Pinas, 2026-02-28, 05",        # home and away swapped
+    "Damian Pinas vs Wes Schultz",                        # teams only
+])
+def test_game_name_variants_resolve_to_the_get_games_entry(spelling: str) -> None:
+    catalogue = Catalogue()
+    catalogue.update(docs("GET_GAMES"))
+    ref = catalogue.resolve(spelling)
+    assert ref is not None and ref.universal_id == "af418396d57c"
+
+
+def test_a_late_eastern_game_named_with_its_utc_date_is_found() -> None:
+    catalogue = Catalogue()
+    catalogue.update(get_games_entry("Erik Silva vs Francis Marshall, 2026-02-28, 11",
+                                     "144fb6386df6", "UFC", "2026-02-28, 11:45 PM"))
+    [ref] = catalogue.games.values()
+    assert ref.start == "2026-03-01T04:45:00.000+00:00"       # US Eastern -> UTC
+    assert catalogue.resolve("Erik Silva vs Francis Marshall, 2026-03-01") is ref
