@@ -215,7 +215,7 @@ async def test_the_docs_clears_with_placeholder_fields_clear_exactly_their_scope
 
 async def test_frames_written_as_the_docs_print_them_or_encoded_twice_are_read(tmp_path, server):
     """The docs print messages as Python literals (single quotes, None, comments);
-    some servers encode their JSON twice."""
+    some servers encode their JSON twice or put one message a line."""
     server.greeting = RAW["SOCKET_CONNECTED"].strip()
     async with odds_client(tmp_path, server.url) as client:
         conn, _ = await subscribed(server)
@@ -224,6 +224,8 @@ async def test_frames_written_as_the_docs_print_them_or_encoded_twice_are_read(t
         await client.wait_event("odds.game_added")
         await conn.send(json.dumps(json.dumps(docs("GAME_UPDATE"))))     # JSON encoded twice
         await client.wait_event("odds.line_changed", 2)
+        await conn.send("\n".join(json.dumps(m) for m in (docs("PING"), docs("LINE_UPDATE"))))
+        await client.wait_event("odds.line_changed", 3)           # one JSON message a line
         await conn.send(RAW["BOOK_CLEAR"].strip())      # "#UTC" comment, {} placeholders
         await conn.send("[" + RAW["SPORT_CLEAR"].strip() + ", {'action': 'ping'}]")
         await client.wait_event("odds.book_cleared")

@@ -517,14 +517,16 @@ class WebsocketFeed(Feed):
             try:
                 doc = json.loads(raw)
             except (ValueError, TypeError):
-                doc = python_literal(raw)
+                doc = json_lines(raw)
                 if doc is None:
-                    self.bad_frame("a frame that is not JSON", raw)
-                    return
-                self.app.metrics.inc("feed_python_literal_frames", feed=self.name)
-                self.warn_throttled("python-literal", "%s feed: a frame was written as a "
-                                    "Python literal (single quotes, None/True/False), not "
-                                    "JSON; read it anyway", self.name)
+                    doc = python_literal(raw)
+                    if doc is None:
+                        self.bad_frame("a frame that is not JSON", raw)
+                        return
+                    self.app.metrics.inc("feed_python_literal_frames", feed=self.name)
+                    self.warn_throttled("python-literal", "%s feed: a frame was written as "
+                                        "a Python literal (single quotes, None/True/False), "
+                                        "not JSON; read it anyway", self.name)
         if isinstance(doc, str) and doc.lstrip()[:1] in ("{", "["):
             try:
                 doc = orjson.loads(doc)     # JSON encoded twice: a string holding the message
@@ -628,6 +630,18 @@ _JSON_WORDS = {"null": "None", "true": "True", "false": "False"}
 _PYTHON_WORDS = re.compile(r"\b(?:None|True|False)\b")
 PYTHON_LITERAL_MAX = 16 * 1024 * 1024
 """Largest non-JSON frame tried as a Python literal (characters)."""
+
+
+def json_lines(raw: str | bytes) -> list[Any] | None:
+    """The messages of a frame holding one JSON document per line; None otherwise."""
+    lines = [line for line in (raw if isinstance(raw, bytes) else raw.encode()).splitlines()
+             if line.strip()]
+    if len(lines) < 2:
+        return None
+    try:
+        return [orjson.loads(line) for line in lines]
+    except orjson.JSONDecodeError:
+        return None
 
 
 def python_literal(raw: str | bytes) -> dict[str, Any] | list[Any] | None:
