@@ -652,6 +652,20 @@ async def test_the_docs_rest_answers_fill_the_catalogue_and_become_events(
         await rig.stop()
 
 
+async def test_an_empty_get_games_answer_does_not_forget_every_game(tmp_path: Path) -> None:
+    rig = await Rig.start(tmp_path, games=docs("GET_GAMES"), rest={
+        "poll": {"games": "1s"}, "rate_limit": {"per_minute": 6000, "burst": 100}})
+    try:
+        await rig.wait_for(lambda: len(rig.app.catalogue) == 2, what="the catalogue")
+        rig.rest.answers["get_games"] = {"message": "No games available"}
+        polls = len(rig.rest.calls("get_games"))
+        await rig.wait_for(lambda: len(rig.rest.calls("get_games")) >= polls + 2,
+                           what="two more get_games polls")
+        assert len(rig.app.catalogue) == 2
+    finally:
+        await rig.stop()
+
+
 async def test_errors_sent_with_status_200_are_errors_and_empty_answers_are_no_data() -> None:
     rest = Rest().start()
     try:

@@ -508,6 +508,10 @@ class RestFeed(Feed):
     async def poll_games(self) -> None:
         assert self.client is not None
         games = await self.client.get_games()
+        if not games and len(self.app.catalogue):
+            self.log.warning("rest: get_games answered with no game at all; keeping the %d "
+                             "games it listed before", len(self.app.catalogue))
+            return
         added, removed = self.app.catalogue.update(games)
         self.app.metrics.set("catalogue_games", len(self.app.catalogue))
         if added or removed:
