@@ -205,7 +205,8 @@ async def test_attempts_and_age_are_bounded(tmp_path, rx) -> None:
 
     aged = tmp_path / "aged"
     aged.mkdir()
-    app = await hook_app(aged, rx.url, ", max_age: 300ms, max_attempts: 1000, backoff: {base: 100ms, max: 100ms}")
+    app = await hook_app(aged, rx.url,
+                         ", max_age: 300ms, max_attempts: 1000, backoff: {base: 100ms, max: 100ms}")
     await app.publish(events(1)[0])
     await wait_until(lambda: sink_stats(app)["dead_letters"] == 1, what="an expired event")
     await app.stop()
