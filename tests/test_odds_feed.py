@@ -184,6 +184,26 @@ async def test_a_reconnect_with_a_changed_initial_state_emits_exactly_the_differ
         ])
 
 
+async def test_a_ping_between_the_frames_of_a_snapshot_does_not_cut_it_short(tmp_path, server):
+    async with odds_client(tmp_path, server.url) as client:
+        conn = await connected(server)
+        await conn.send([odds_msg("initial_state", "ballybet", METS, mets_lines()),
+                         odds_msg("initial_state", "ballybet", GIANTS, giants_lines())])
+        await client.wait_event("odds.game_added", 2)
+        conn.abort()
+        conn = await connected(server)
+        await client.wait_event("feed.disconnected")
+        before = len(client.odds_events())
+        # a large snapshot comes in many frames, and upstream's ping may land between them
+        await conn.send([odds_msg("initial_state", "ballybet", METS, mets_lines())])
+        await conn.send({"action": "ping"})
+        await conn.send([odds_msg("initial_state", "ballybet", GIANTS, giants_lines())])
+        await conn.send(odds_msg("game_added", "draftkings", KNICKS, knicks_lines(), "NBA"))
+        await client.wait_event("odds.game_added", 3)
+        assert [(e.type, e.game) for e in client.odds_events()[before:]] == [
+            ("odds.game_added", KNICKS)]
+
+
 async def test_a_ping_before_the_new_initial_state_does_not_cut_the_snapshot_short(
         tmp_path, server):
     async with odds_client(tmp_path, server.url) as client:

@@ -17,12 +17,17 @@ from urllib.parse import urlsplit, urlunsplit
 from .. import hookimpl
 from ..board import ODDS_ACTIONS
 from ..config import Field, did_you_mean
+from ..events import now_iso
 from ..secrets import redact
 from .rest import RateLimiter, RestClient, RestError
 from .ws import WebsocketFeed, ws_options_schema
 
 ODDS_URL = "wss://spro.agency/api"
 FILTER_KEYS = ("sports", "sportsbooks", "games", "markets")
+SNAPSHOT_QUIET = 1.0
+"""Seconds without an ``initial_state`` frame after which a snapshot is over. A ping
+arriving sooner does not end it: a large snapshot takes many frames and upstream's
+pings may come between them."""
 
 
 def _filter_field(what: str) -> Field:
@@ -55,6 +60,8 @@ class OddsFeed(WebsocketFeed):
         """``subscribes_sent`` when the snapshot now arriving began."""
         self.rest_limiter: RateLimiter | None = None
         """Limiter of the filter check's requests; None = the process-wide one."""
+        self._last_snapshot_frame = 0.0
+        self._snapshot_timer: asyncio.TimerHandle | None = None
 
     def filters(self) -> dict[str, list[str]]:
         sub = self.options.get("subscribe") or {}
@@ -76,14 +83,40 @@ class OddsFeed(WebsocketFeed):
                 # subscribe belongs to that snapshot; else a new snapshot follows it
                 self.app.board.begin_snapshot()
             self._maybe_check_filters()
-        else:
+        elif not self._snapshot_frames_recent():
             await self.app.publish_many(self.app.board.note_control(received, self.name))
+
+    def _snapshot_frames_recent(self) -> bool:
+        """True while a snapshot is arriving and its last frame came moments ago."""
+        return (self.app.board.snapshot_arriving and asyncio.get_running_loop().time()
+                - self._last_snapshot_frame < SNAPSHOT_QUIET)
+
+    def _note_snapshot_frame(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_snapshot_frame = loop.time()
+        if self._snapshot_timer is not None:
+            self._snapshot_timer.cancel()
+        self._snapshot_timer = loop.call_later(SNAPSHOT_QUIET, self._snapshot_went_quiet)
+
+    def _snapshot_went_quiet(self) -> None:
+        """No frame followed the last ``initial_state`` for a while: the snapshot is over."""
+        self._snapshot_timer = None
+        if not self.connected or not self.app.board.snapshot_arriving:
+            return
+        if self._snapshot_frames_recent():
+            self._note_snapshot_frame()
+            return
+        events = self.app.board.note_control(now_iso(), self.name)
+        if events:
+            asyncio.ensure_future(self.app.publish_many(events))
 
     async def handle_message(self, msg: dict[str, Any], received: str) -> bool:
         if msg.get("action") not in ODDS_ACTIONS:
             return False
-        if msg.get("action") == "initial_state" and not self.app.board.snapshot_arriving:
-            self._snapshot_answers = self.subscribes_sent
+        if msg.get("action") == "initial_state":
+            if not self.app.board.snapshot_arriving:
+                self._snapshot_answers = self.subscribes_sent
+            self._note_snapshot_frame()
         events = self.app.board.apply(msg, received, self.name)
         if self._pending_filters is not None:
             await self.confirm_subscribed(received)
