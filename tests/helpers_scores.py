@@ -76,6 +76,7 @@ class Rig:
         """The config the daemon runs with; edit it and call ``reload``."""
         self.events: list[Event] = []
         app.taps.append(lambda event, routes: self.events.append(event))
+        self._settles = 0
 
     @classmethod
     async def start(cls, folder: Path, *, games: dict[str, Any] | None = None,
@@ -127,13 +128,28 @@ class Rig:
         return await wait_until(cond, timeout, what)
 
     async def settle(self, conn: Conn) -> None:
-        """Wait until every frame sent so far on ``conn`` was handled (frames are read in
-        order, so once a ping sent last is counted, the ones before it were handled)."""
+        """Wait until every frame sent so far on ``conn`` was handled: frames are handled
+        one after the other, so once the feed reads a ping sent last, the ones before it
+        were handled. (Counting frames instead would race: the feed may be partway
+        through the earlier ones when the count is taken.)"""
         name = _feed_of(conn)
-        before = self.app.metrics.get("feed_frames", feed=name)
-        await conn.send({"action": "ping"})
-        await wait_until(lambda: self.app.metrics.get("feed_frames", feed=name) > before,
-                         10.0, f"the {name} feed to read a ping")
+        self._settles += 1
+        ping = orjson.dumps({"action": "ping", "settle": self._settles}).decode()
+        read: list[str] = []
+        previous = getattr(self.app, "recorder", None)
+
+        def recorder(feed: str, raw: str, received: str) -> None:
+            if previous is not None:
+                previous(feed, raw, received)
+            if feed == name and raw == ping:
+                read.append(raw)
+
+        self.app.recorder = recorder
+        try:
+            await conn.send(ping)
+            await wait_until(lambda: read, 10.0, f"the {name} feed to read a ping")
+        finally:
+            self.app.recorder = previous
 
 
 def _feed_of(conn: Conn) -> str:
