@@ -152,7 +152,12 @@ def run_on_a_terminal(args: list[str], cwd: Path, timeout: float = 60) -> tuple[
         elif proc.poll() is not None:
             break
     os.close(main)
-    return proc.wait(timeout=timeout), out.decode(errors="replace")
+    try:
+        return proc.wait(timeout=timeout), out.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_replay_on_a_terminal_draws_a_progress_bar_and_honours_speed(tmp_path: Path) -> None:

@@ -399,8 +399,13 @@ routes:
         assert "tap-token-42" not in wrong.stderr
     finally:
         daemon.terminate()
-        daemon.wait(30)
-        log.close()
+        try:
+            daemon.wait(30)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
+            log.close()
 
 
 def test_metrics_keep_full_precision_past_a_million() -> None:

@@ -305,15 +305,21 @@ def test_with_a_config_and_no_key_the_commands_ask_the_running_daemons_simulator
     try:
         deadline = time.monotonic() + 60
         while not daemon_status(tmp_path / "state").get("routes", {}).get("all", {}).get("fired"):
-            assert time.monotonic() < deadline and daemon.poll() is None, "the daemon did not start"
+            assert time.monotonic() < deadline and daemon.poll() is None, \
+                "the daemon did not start: " + (tmp_path / "daemon.log").read_text()[-2000:]
             time.sleep(0.05)
         out = boltrouter("games", "--config", str(config))
         assert out.returncode == 0, out.stderr
         assert "running daemon" in out.stderr
     finally:
         daemon.send_signal(signal.SIGINT)
-        daemon.wait(30)
-        log.close()
+        try:
+            daemon.wait(30)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
+            log.close()
     with contextlib.closing(sqlite3.connect(tmp_path / "archive.db")) as db:
         played = {g for (g,) in db.execute("SELECT game FROM events")}
     assert played and played <= set(out.stdout.splitlines())

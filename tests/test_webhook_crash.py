@@ -51,7 +51,7 @@ def test_kill_9_mid_delivery_then_a_restart_delivers_the_rest(tmp_path: Path) ->
                         what="deliveries under way with a backlog")
         finally:
             daemon.send_signal(signal.SIGKILL)
-            daemon.communicate(timeout=30)
+            daemon.communicate()
         assert daemon.returncode == -signal.SIGKILL
         arrived = len(rx.requests)
         left = queued(outbox)
@@ -62,7 +62,12 @@ def test_kill_9_mid_delivery_then_a_restart_delivers_the_rest(tmp_path: Path) ->
             rx.wait_for(lambda: left <= rx.ids(), timeout=60, what="the rest delivered")
         finally:
             daemon.send_signal(signal.SIGTERM)
-            _, err = daemon.communicate(timeout=60)
+            try:
+                _, err = daemon.communicate(timeout=60)
+            finally:
+                if daemon.poll() is None:
+                    daemon.kill()
+                    daemon.communicate()
         assert daemon.returncode == 0, err
         assert "corrupt" not in err and "Traceback" not in err
         # the restart sent what the outbox still held, and only that
