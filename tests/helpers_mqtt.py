@@ -135,6 +135,7 @@ class Broker:
                     return
             except OSError:
                 if time.monotonic() > deadline:
+                    self.kill()
                     raise RuntimeError(f"mosquitto did not listen on port {self.port}") from None
                 time.sleep(0.02)
 
