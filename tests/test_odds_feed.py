@@ -439,10 +439,10 @@ async def test_a_socket_silent_for_dead_after_seconds_is_dropped_and_reconnected
 
 
 async def test_pings_keep_a_socket_alive(tmp_path, server):
-    async with odds_client(tmp_path, server.url, dead_after=1) as client:
+    async with odds_client(tmp_path, server.url, dead_after=2) as client:
         conn = await connected(server)
         loop = asyncio.get_running_loop()
-        until = loop.time() + 2.5
+        until = loop.time() + 4.5
         while loop.time() < until:       # pings every 0.2 s for longer than dead_after
             await conn.send({"action": "ping"})
             await asyncio.sleep(0.2)
