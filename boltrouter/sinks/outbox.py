@@ -22,11 +22,12 @@ daemon crash in a loop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -241,8 +242,7 @@ class Outbox:
                     "INSERT INTO outbox (event_id, event, payload, route, created, next_at) "
                     "VALUES (?, ?, ?, ?, ?, ?)", (eid, ev, payload, route, t, t))
                 return [int(cur.lastrowid or 0)]
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _write_transaction(conn):
                 first = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
                 conn.executemany(
                     "INSERT INTO outbox (event_id, event, payload, route, created, next_at) "
@@ -250,10 +250,6 @@ class Outbox:
                     [(eid, ev, payload, route, t, t) for eid, ev, payload, route in rows])
                 seqs = [r[0] for r in conn.execute(
                     "SELECT seq FROM outbox WHERE seq > ? ORDER BY seq", (first,))]
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             return seqs
 
         return self._do(run)
@@ -291,17 +287,12 @@ class Outbox:
         excerpt = error[:RESPONSE_EXCERPT]
 
         def run(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _write_transaction(conn):
                 conn.executemany(
                     "UPDATE outbox SET attempts = attempts + 1, next_at = ?, "
                     "first_attempt = COALESCE(first_attempt, ?), last_attempt = ?, "
                     "last_status = ?, last_error = ? WHERE seq = ?",
                     [(at, t, t, status, excerpt, s) for s, at in when])
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         self._do(run)
 
     def bury(self, seqs: Sequence[int], status: int | None, response: str | None, reason: str,
@@ -311,8 +302,7 @@ class Outbox:
         excerpt = None if response is None else response[:RESPONSE_EXCERPT]
 
         def run(conn: sqlite3.Connection) -> int:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _write_transaction(conn):
                 moved = 0
                 for s in seqs:
                     cur = conn.execute(
@@ -325,10 +315,6 @@ class Outbox:
                     if cur.rowcount:
                         conn.execute("DELETE FROM outbox WHERE seq = ?", (s,))
                         moved += 1
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             return moved
         return self._do(run)
 
@@ -364,8 +350,7 @@ class Outbox:
         now = time.time()
 
         def run(conn: sqlite3.Connection) -> list[int]:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _write_transaction(conn):
                 first = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
                 where, args = _ids_clause(ids)
                 conn.execute(
@@ -375,10 +360,6 @@ class Outbox:
                 conn.execute(f"DELETE FROM dead_letters {where}", args)
                 seqs = [r[0] for r in conn.execute(
                     "SELECT seq FROM outbox WHERE seq > ? ORDER BY seq", (first,))]
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             return seqs
         return self._do(run)
 
@@ -408,3 +389,15 @@ def _ids_clause(ids: Sequence[int] | None) -> tuple[str, list[Any]]:
     if not ids:
         return "WHERE 0", []
     return f"WHERE id IN ({','.join('?' * len(ids))})", ids
+
+
+@contextlib.contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back when anything in between fails."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

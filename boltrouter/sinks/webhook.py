@@ -147,20 +147,20 @@ def outbox_path(name: str, options: dict[str, Any], config: Config) -> Path:
     return state / f"webhook-{name}.db"
 
 
-def _check_rate(value: Any) -> str | None:
-    try:
-        parse_rate(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
+def _error_of(parse: Callable[[Any], Any],
+              errors: type[Exception] | tuple[type[Exception], ...]) -> Callable[[Any], str | None]:
+    """A config check: the message of the error ``parse`` raises for a value, or None."""
+    def check(value: Any) -> str | None:
+        try:
+            parse(value)
+        except errors as exc:
+            return str(exc)
+        return None
+    return check
 
 
-def _check_template(value: Any) -> str | None:
-    try:
-        compile_template(value)
-    except TemplateConfigError as exc:
-        return str(exc)
-    return None
+_check_rate = _error_of(parse_rate, ValueError)
+_check_template = _error_of(compile_template, TemplateConfigError)
 
 
 def _check_url(value: Any) -> str | None:
