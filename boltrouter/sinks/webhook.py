@@ -31,6 +31,7 @@ import importlib.util
 import os
 import random
 import re
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -267,6 +268,10 @@ class WebhookSink(Sink):
                                  help="full also survives power loss, at one fsync per event"),
         }),
         "http2": Field(bool, help="default: on when the h2 package is installed"),
+        "tls": Field(dict, default={}, schema={
+            "ca_file": Field(str, help="PEM CA certificate(s) to trust instead of the system "
+                                       "ones, for a receiver with a private CA"),
+        }),
     }
 
     @classmethod
@@ -335,7 +340,7 @@ class WebhookSink(Sink):
         self.rejected_total = 0
         self.dropped_total = 0
 
-    _RESTART_OPTIONS = ("ordered", "concurrency", "http2")
+    _RESTART_OPTIONS = ("ordered", "concurrency", "http2", "tls")
 
     def _configure(self, o: dict[str, Any]) -> None:
         """Apply the options that can change while the sink runs."""
@@ -382,6 +387,7 @@ class WebhookSink(Sink):
     # -- lifespan -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        verify = self._tls_context()
         try:
             self.outbox.open()
         except (OutboxError, OSError) as exc:
@@ -390,11 +396,26 @@ class WebhookSink(Sink):
         self._generation = self.outbox.generation
         self._reload_schedule()
         self.client = httpx.AsyncClient(
-            http2=self.http2, timeout=self.timeout, follow_redirects=False,
+            http2=self.http2, verify=verify, timeout=self.timeout, follow_redirects=False,
             limits=httpx.Limits(max_connections=self.concurrency,
                                 max_keepalive_connections=self.concurrency),
             headers={"user-agent": f"boltrouter/{__version__}"})
         self._dispatcher = asyncio.create_task(self._run(), name=f"webhook:{self.name}")
+
+    def _tls_context(self) -> ssl.SSLContext | bool:
+        """The certificates to trust: ``tls.ca_file`` when given, else the system's."""
+        ca_file = (self.options.get("tls") or {}).get("ca_file")
+        if not ca_file:
+            return True
+        path = self.app.resolve_path(ca_file)
+        if not path.is_file():
+            raise ValueError(f"webhook sink {self.name!r}: tls.ca_file {path} does not exist or "
+                             "is not a file; give a PEM file with the receiver's CA certificate")
+        try:
+            return ssl.create_default_context(cafile=str(path))
+        except (ssl.SSLError, ValueError) as exc:
+            raise ValueError(f"webhook sink {self.name!r}: tls.ca_file {path} holds no usable "
+                             f"PEM CA certificate ({exc})") from None
 
     async def stop(self) -> None:
         await self.close(float(self.app.config.data.get("shutdown_grace", 10.0)))
