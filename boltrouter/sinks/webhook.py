@@ -958,6 +958,13 @@ _SINK = click.option("--sink", "sink_name", metavar="NAME",
 _JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
+def _chosen(command: Any) -> Any:
+    """The dead letters a command acts on: ids, or ``--all``."""
+    command = click.option("--all", "everything", is_flag=True,
+                           help="Every dead letter (of --sink, or of all).")(command)
+    return click.argument("ids", metavar="[ID]...", nargs=-1, type=int)(command)
+
+
 @click.group()
 def deadletters() -> None:
     """Inspect, replay and purge webhook deliveries that failed for good."""
@@ -1029,8 +1036,7 @@ def show_dead_letter(config_path: str, sink_name: str | None, dead_id: int,
 @deadletters.command("retry")
 @_CONFIG
 @_SINK
-@click.argument("ids", metavar="[ID]...", nargs=-1, type=int)
-@click.option("--all", "everything", is_flag=True, help="Every dead letter (of --sink, or of all).")
+@_chosen
 @_JSON
 def retry_dead_letters(config_path: str, sink_name: str | None, ids: tuple[int, ...],
                        everything: bool, as_json: bool) -> None:
@@ -1053,8 +1059,7 @@ def retry_dead_letters(config_path: str, sink_name: str | None, ids: tuple[int, 
 @deadletters.command("purge")
 @_CONFIG
 @_SINK
-@click.argument("ids", metavar="[ID]...", nargs=-1, type=int)
-@click.option("--all", "everything", is_flag=True, help="Every dead letter (of --sink, or of all).")
+@_chosen
 @_JSON
 def purge_dead_letters(config_path: str, sink_name: str | None, ids: tuple[int, ...],
                        everything: bool, as_json: bool) -> None:
