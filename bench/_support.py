@@ -323,7 +323,30 @@ async def _send_steady(ws: Any, ups: list[Update], rate: float) -> list[tuple[in
     return sent
 
 
-class FrameServer:
+class _ChildProcess:
+    """A helper process of the benchmarks behind a pipe; ``start`` returns its hello."""
+
+    def _start(self, target: Any, args: tuple[Any, ...], what: str, timeout: float) -> Any:
+        self._conn, child = CTX.Pipe()
+        self._proc = CTX.Process(target=target, args=(child, *args), daemon=True)
+        self._proc.start()
+        if not self._conn.poll(timeout):
+            self.stop()
+            raise TimeoutError(f"{what} did not start within {timeout:g} s")
+        return self._conn.recv()
+
+    def stop(self) -> None:
+        try:
+            self._conn.send("quit")
+        except OSError:
+            pass
+        self._proc.join(5)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(5)
+
+
+class FrameServer(_ChildProcess):
     """The websocket server of the benchmarks, in a child process.
 
     Each connection gets ``socket_connected``, the snapshot (``initial_state`` for
@@ -333,13 +356,7 @@ class FrameServer:
 
     def __init__(self, spec: ServerSpec) -> None:
         self.spec = spec
-        self._conn, child = CTX.Pipe()
-        self._proc = CTX.Process(target=_serve, args=(child, spec), daemon=True)
-        self._proc.start()
-        if not self._conn.poll(180):
-            self.stop()
-            raise TimeoutError("the frame server did not start within 180 s")
-        _, self.port, self.info = self._conn.recv()
+        _, self.port, self.info = self._start(_serve, (spec,), "the frame server", 180)
 
     @property
     def url(self) -> str:
@@ -353,16 +370,6 @@ class FrameServer:
         if not self._conn.poll(timeout):
             raise TimeoutError(f"the frame server did not finish within {timeout:g} s")
         return self._conn.recv()[1]
-
-    def stop(self) -> None:
-        try:
-            self._conn.send("quit")
-        except OSError:
-            pass
-        self._proc.join(5)
-        if self._proc.is_alive():
-            self._proc.terminate()
-            self._proc.join(5)
 
 
 # --- Mosquitto ------------------------------------------------------------------------------
@@ -471,17 +478,11 @@ def _collect(conn: Any, mqtt_port: int | None, topic: str) -> None:
         client.disconnect()
 
 
-class Collector:
+class Collector(_ChildProcess):
     """Receives MQTT messages and webhook requests in a child process, with receive times."""
 
     def __init__(self, mqtt_port: int | None, topic: str = "#") -> None:
-        self._conn, child = CTX.Pipe()
-        self._proc = CTX.Process(target=_collect, args=(child, mqtt_port, topic), daemon=True)
-        self._proc.start()
-        if not self._conn.poll(60):
-            self.stop()
-            raise TimeoutError("the collector did not start within 60 s")
-        self.http_port = self._conn.recv()[1]
+        self.http_port = self._start(_collect, (mqtt_port, topic), "the collector", 60)[1]
 
     @property
     def url(self) -> str:
@@ -494,16 +495,6 @@ class Collector:
     def take(self) -> list[tuple[str, float, bytes]]:
         self._conn.send("take")
         return list(self._conn.recv())
-
-    def stop(self) -> None:
-        try:
-            self._conn.send("quit")
-        except OSError:
-            pass
-        self._proc.join(5)
-        if self._proc.is_alive():
-            self._proc.terminate()
-            self._proc.join(5)
 
 
 def event_seqs(payload: bytes) -> list[int]:
