@@ -21,7 +21,7 @@ import jinja2
 import orjson
 import pytest
 import yaml
-from helpers_mqtt import MISSING, Broker, Subscriber, mosquitto_binary
+from helpers_mqtt import Broker, Subscriber
 from helpers_sinks import start_app, wait_until, write_config
 
 from boltrouter.events import Event
@@ -381,16 +381,6 @@ def test_the_rules_catch_what_home_assistant_refuses() -> None:
 
 
 # --- what a Home Assistant subscribed to a real broker receives -------------------------------
-
-@pytest.fixture
-def broker(tmp_path: Path):
-    if mosquitto_binary() is None:
-        pytest.skip(MISSING)
-    b = Broker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
-
 
 def config_file(tmp_path: Path, port: int, *, prefix: str = "homeassistant",
                 markets: str = "[Moneyline, 1st Half Moneyline]", device_based: bool = False,

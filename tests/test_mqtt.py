@@ -22,16 +22,6 @@ TEAM = "boltrouter/team/buffalo_bills"
 CFG = "homeassistant/sensor/boltrouter_buffalo_bills"
 
 
-@pytest.fixture
-def broker(tmp_path: Path):
-    if mosquitto_binary() is None:
-        pytest.skip(MISSING)
-    b = Broker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
-
-
 def mqtt_config(tmp_path: Path, port: int, *, teams: tuple[str, ...] = (BILLS,),
                 extra: str = "", routes: str = "") -> Path:
     team_list = ", ".join(teams)
