@@ -1,8 +1,8 @@
 """The ``mqtt`` sink: events, game state and Home Assistant discovery on an MQTT broker.
 
-paho-mqtt runs its network loop on its own thread (``loop_start``) and reconnects
-by itself; its callbacks only hand over to the event loop, so nothing here waits
-on the network. What is published:
+The connection is ``mqtt_client.MqttClient``, on the event loop: it reconnects by
+itself, writes many messages per system call and keeps QoS 1/2 messages until the
+broker has them, so nothing here waits on the network. What is published:
 
 - routed events on ``<base>/event/<type>`` (QoS ``qos``, not retained), or on the
   route's rendered ``topic`` with its rendered ``payload``;
@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
-import paho.mqtt.client as mqtt
 
 import boltrouter
 from boltrouter import __version__
@@ -48,6 +47,7 @@ from boltrouter.events import Event, parse_time
 from boltrouter.secrets import redact
 from boltrouter.sink import Delivery, Sink
 from boltrouter.sinks import ha_discovery as ha
+from boltrouter.sinks.mqtt_client import MqttClient, Sent, Will, tls_context
 from boltrouter.sinks.mqtt_commands import (
     RequestError,
     command_of,
@@ -67,7 +67,7 @@ _AUTH_REFUSALS = {"not authorized", "bad user name or password", "bad username o
 _UPCOMING_WINDOW = 6 * 3600.0    # a scheduled game that started less ago still counts as next
 _TICK = 1.0
 _STATE_EVERY = 0.1   # state topics are refreshed at most this often: bursts coalesce
-_HIGH_WATER = 5000   # messages handed to paho and not acknowledged yet: write() waits above
+_HIGH_WATER = 5000   # messages handed to the client and not acknowledged yet: write() waits above
 _LOW_WATER = 1000    # ... and goes on below this
 
 
@@ -171,16 +171,15 @@ class MqttSink(Sink):
         self._use_homeassistant_options(options["homeassistant"])
         self.state_path: Path = app.state_dir / f"mqtt-{ha.slug(name)}.json"
 
-        self.client: mqtt.Client | None = None
+        self.client: MqttClient | None = None
         self.connected = False
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._pending_tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._waiting = False
-        self._sent = 0        # handed to paho (event loop thread)
-        self._acked = 0       # acknowledged by the broker (paho's thread)
+        self._sent = 0        # handed to the client
+        self._acked = 0       # acknowledged by the broker (QoS 0: written)
         # what is published
         self._retained: dict[str, bytes] = {}      # every retained topic we own: last value
         self._stale: set[str] = set()              # retained topics changed while away
@@ -188,12 +187,12 @@ class MqttSink(Sink):
         self._discovery: dict[str, bytes] = {}
         self._owned: set[str] = set()              # entity and team topics wanted now
         self._clears: set[str] = set()             # topics to empty (no longer wanted)
-        self._clear_infos: list[tuple[str, mqtt.MQTTMessageInfo]] = []
+        self._clear_infos: list[tuple[str, Sent]] = []
         # device-based discovery: the components of each device config, and those still to
         # remove from Home Assistant (omitting one from its device's config does not)
         self._components: dict[str, dict[str, str]] = {}
         self._component_removals: dict[str, dict[str, str]] = {}
-        self._removal_infos: list[tuple[str, dict[str, str], mqtt.MQTTMessageInfo]] = []
+        self._removal_infos: list[tuple[str, dict[str, str], Sent]] = []
         self._added: list[str] = []                # teams tracked over MQTT
         self._removed: list[str] = []              # config teams untracked over MQTT
         self._save_pending = False
@@ -323,7 +322,6 @@ class MqttSink(Sink):
     # -- lifespan ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
         client = self._make_client()
         saved = await asyncio.to_thread(self._load_state)
         self._added = [t for t in saved.get("added", []) if isinstance(t, str)]
@@ -342,20 +340,12 @@ class MqttSink(Sink):
         self._publish_info()
         self.app.catalogue.add_listener(self._catalogue_changed)
         self.client = client
-        self.client.connect_async(self.host, self.port, keepalive=int(self.options["keepalive"]))
-        self.client.loop_start()
+        client.start()
         self._task = asyncio.create_task(self._run(), name=f"mqtt:{self.name}")
 
-    def _make_client(self) -> mqtt.Client:
-        v5 = self.options["protocol"] == "5"
-        kwargs: dict[str, Any] = {"client_id": self.client_id,
-                                  "protocol": mqtt.MQTTv5 if v5 else mqtt.MQTTv311}
-        if not v5:
-            kwargs["clean_session"] = True
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
-        if self.options.get("username"):
-            client.username_pw_set(self.options["username"], self.options.get("password"))
+    def _make_client(self) -> MqttClient:
         tls = self.options["tls"]
+        context = None
         if tls["enabled"] or tls.get("ca_file") or tls.get("cert_file"):
             files = {}
             for key in ("ca_file", "cert_file", "key_file"):
@@ -365,20 +355,22 @@ class MqttSink(Sink):
                         raise FileNotFoundError(f"tls.{key} {path} does not exist or is not "
                                                 "a file")
                     files[key] = str(path)
-            client.tls_set(ca_certs=files.get("ca_file"), certfile=files.get("cert_file"),
-                           keyfile=files.get("key_file"))
-            if tls["insecure"]:
-                client.tls_insecure_set(True)
-        client.will_set(ha.bridge_state_topic(self.base), b"offline", qos=1, retain=True)
-        client.reconnect_delay_set(self.options["reconnect_min_delay"],
-                                   self.options["reconnect_max_delay"])
-        client.max_inflight_messages_set(100)
-        client.max_queued_messages_set(max(50_000, 2 * self.max_queued + _HIGH_WATER))
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_message = self._on_message
-        client.on_publish = self._on_publish
+            context = tls_context(files.get("ca_file"), files.get("cert_file"),
+                                  files.get("key_file"), tls["insecure"])
+        client = MqttClient(
+            self.host, self.port, client_id=self.client_id, v5=self.options["protocol"] == "5",
+            keepalive=self.options["keepalive"], username=self.options.get("username") or None,
+            password=self.options.get("password"), ssl_context=context,
+            will=Will(ha.bridge_state_topic(self.base), b"offline", qos=1, retain=True),
+            reconnect_min=self.options["reconnect_min_delay"],
+            reconnect_max=self.options["reconnect_max_delay"],
+            max_pending=max(50_000, 2 * self.max_queued + _HIGH_WATER))
+        client.on_connect = lambda reason, failed: self._connected(client, reason, failed)
+        client.on_disconnect = lambda reason: self._disconnected(client, reason)
+        client.on_unreachable = lambda reason: self._unreachable(client, reason)
+        client.on_message = self._message
+        client.on_acked = self._on_acked
+        client.on_refused = self._on_refused
         return client
 
     async def stop(self) -> None:
@@ -393,50 +385,28 @@ class MqttSink(Sink):
             if self.connected:
                 info = client.publish(ha.bridge_state_topic(self.base), b"offline", qos=1,
                                       retain=True)
-                try:
-                    await asyncio.to_thread(info.wait_for_publish, 3.0)
-                except Exception as exc:
-                    log.warning("sink %r could not publish its offline state: %s", self.name, exc)
+                if info is None or not await client.wait_published(info, 3.0):
+                    log.warning("sink %r could not publish its offline state", self.name)
             self.connected = False
-            client.disconnect()
-            await asyncio.to_thread(client.loop_stop)
+            await client.stop()
         if self._events:
             log.warning("sink %r: %d event(s) waiting for the MQTT broker %s:%d were not "
                         "delivered", self.name, len(self._events), self.host, self.port)
         self._check_clears()   # what the broker has acknowledged leaves the state file
         await self._save_state()
 
-    # -- paho's thread: hand everything over to the event loop ---------------------------
+    # -- the client's callbacks ------------------------------------------------------------
 
-    def _post(self, fn: Callable[..., None], *args: Any) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:
-            pass   # the loop is shutting down
-
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
-                    properties: Any) -> None:
-        self._post(self._connected, client, str(reason), bool(reason.is_failure))
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
-                       properties: Any) -> None:
-        self._post(self._disconnected, client, str(reason))
-
-    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self._post(self._unreachable, client)
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._post(self._message, msg.topic, bytes(msg.payload), bool(msg.retain))
-
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
-                    properties: Any) -> None:
-        self._acked += 1
+    def _on_acked(self, count: int) -> None:
+        self._acked += count
         if self._waiting and self._sent - self._acked <= _LOW_WATER:
             self._waiting = False
-            self._post(self._room.set)
+            self._room.set()
+
+    def _on_refused(self, topic: str, reason: str) -> None:
+        self.app.metrics.inc("mqtt_refused", sink=self.name)
+        self._report(f"sink {self.name!r}: the MQTT broker {self.where} refused a message "
+                     f"to {topic!r}: {reason}")
 
     # -- connection state (event loop) ----------------------------------------------------
 
@@ -451,7 +421,7 @@ class MqttSink(Sink):
             self._logged_error = self.last_error
             log.log(level, "%s", self.last_error)
 
-    def _connected(self, client: mqtt.Client, reason: str, failed: bool) -> None:
+    def _connected(self, client: MqttClient, reason: str, failed: bool) -> None:
         if client is not self.client:
             return
         if failed:
@@ -471,7 +441,7 @@ class MqttSink(Sink):
         self.last_error = self._logged_error = None
         self._publish_all(client)
 
-    def _publish_all(self, client: mqtt.Client) -> None:
+    def _publish_all(self, client: MqttClient) -> None:
         """After a (re)connect: subscriptions, then every retained topic, then queued events."""
         topics = [(request_topic_filter(self.base), 1)]
         if self.discovery:
@@ -492,24 +462,24 @@ class MqttSink(Sink):
             topic, payload = self._events.popleft()
             self._send(topic, payload, False)
 
-    def _disconnected(self, client: mqtt.Client, reason: str) -> None:
+    def _disconnected(self, client: MqttClient, reason: str) -> None:
         if client is not self.client:
             return
         if self.connected:
             self.app.metrics.inc("mqtt_disconnects", sink=self.name)
-            why = "" if reason == "Unspecified error" else f" ({reason})"
+            why = f" ({reason})" if reason else ""
             self._report(f"sink {self.name!r}: lost the connection to the MQTT broker "
                          f"{self.where}{why}; reconnecting, holding up to "
                          f"{self.max_queued} event(s) meanwhile", logging.WARNING)
         self.connected = False
 
-    def _unreachable(self, client: mqtt.Client) -> None:
+    def _unreachable(self, client: MqttClient, reason: str) -> None:
         if client is not self.client:
             return
         self.connected = False
         self.app.metrics.inc("mqtt_connect_failed", sink=self.name)
-        self._report(f"sink {self.name!r}: cannot reach the MQTT broker {self.where}; "
-                     "retrying", logging.WARNING)
+        self._report(f"sink {self.name!r}: cannot reach the MQTT broker {self.where} "
+                     f"({reason}); retrying", logging.WARNING)
 
     # -- publishing --------------------------------------------------------------------------
 
@@ -538,22 +508,21 @@ class MqttSink(Sink):
             return
         self._send(topic, payload, False)
 
-    def _send(self, topic: str, payload: bytes, retain: bool) -> mqtt.MQTTMessageInfo | None:
+    def _send(self, topic: str, payload: bytes, retain: bool) -> Sent | None:
         if self.client is None:
             return None
         try:
-            info = self.client.publish(topic, payload, qos=self.qos, retain=retain)
+            info = self.client.publish(topic, payload, self.qos, retain)
         except ValueError as exc:
             self.bad_topics += 1
             self.app.metrics.inc("mqtt_bad_topics", sink=self.name)
             self._report(f"sink {self.name!r}: cannot publish to {topic!r}: {exc}")
             return None
-        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+        if info is None:   # QoS 0 with the connection just lost, or the client's queue full
             self.dropped += 1
             self.app.metrics.inc("mqtt_dropped", sink=self.name)
             return None
-        if info.rc == mqtt.MQTT_ERR_SUCCESS or self.qos > 0:
-            self._sent += 1   # paho keeps QoS 1 and 2 messages for the reconnect
+        self._sent += 1
         self.published += 1
         return info
 
