@@ -5,6 +5,7 @@
     broker.start(); broker.kill(); broker.start()    # kill -9, then again on the same port
     broker.save()                          # write the persistence file (SIGUSR1)
     broker = Broker(tmp_path, certs=make_certs(tmp_path / "certs"))   # plus a TLS listener
+    broker = Broker(tmp_path, extra=["max_inflight_messages 3"])     # more config lines
 
     with Subscriber(broker.port, ["boltrouter/#"]) as sub:
         await wait_until(lambda: sub.last("boltrouter/bridge/state") == b"online")
@@ -83,7 +84,7 @@ class Broker:
     """One Mosquitto process with a generated config in ``folder``."""
 
     def __init__(self, folder: Path, users: dict[str, str] | None = None,
-                 certs: dict[str, Path] | None = None) -> None:
+                 certs: dict[str, Path] | None = None, extra: Iterable[str] = ()) -> None:
         binary = mosquitto_binary()
         if binary is None:
             raise RuntimeError(MISSING)
@@ -93,6 +94,7 @@ class Broker:
         self.port = free_port()
         self.users = users
         self.certs = certs
+        self.extra = list(extra)
         self.tls_port = free_port() if certs else None
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = folder / "mosquitto.log"
@@ -106,7 +108,7 @@ class Broker:
                  "persistence true", f"persistence_location {self.folder}/",
                  "autosave_interval 0", "max_queued_messages 10000",
                  f"log_dest file {self.log}", "log_type error", "log_type warning",
-                 "log_type notice", "log_type information"]
+                 "log_type notice", "log_type information", *self.extra]
         if os.geteuid() == 0:
             lines.append("user root")
         if self.certs:

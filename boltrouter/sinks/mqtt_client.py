@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import ssl
 import time
@@ -57,6 +58,9 @@ _PROP_PAIR = {0x26}
 
 _ONE_BYTE = [bytes((n,)) for n in range(128)]
 _TOPIC_CACHE = 4096
+_V311_QOS2_WINDOW = 20
+"""MQTT 3.1.1 has no way for a broker to say how many QoS 2 messages it takes at once;
+Mosquitto's default is 20 and it drops what comes beyond."""
 
 
 def reason_text(code: int, v5: bool) -> str:
@@ -143,8 +147,8 @@ def read_properties(data: bytes, pos: int) -> tuple[dict[int, Any], int]:
 
 
 class Sent:
-    """A message handed to the client; ``done`` once the broker has it (QoS 0: once
-    written to the socket)."""
+    """A message handed to the client; ``done`` once the broker has it (QoS 0: at once,
+    since nothing will ever confirm it)."""
 
     __slots__ = ("done",)
 
@@ -310,13 +314,13 @@ class MqttClient:
             self._write(b"".join((bytes((0x31 if retain else 0x30,)), varint(body), encoded,
                                   self._no_props, payload)))
             self._written0 += 1
-            return Sent()
+            return Sent(True)
         if len(self._inflight) + len(self._waiting) >= self.max_pending:
             return None
         sent = Sent()
-        entry = [encoded, payload, (0x30 | (qos << 1) | (1 if retain else 0)), sent, 0]
-        if self.connected and len(self._inflight) < self._window and not self._waiting:
-            self._send_entry(entry, dup=False)
+        entry = [encoded, payload, 0x30 | (qos << 1) | (1 if retain else 0), sent, 0]
+        if self.connected and len(self._inflight) < self._limit(entry) and not self._waiting:
+            self._send_entry(entry)
         else:
             self._waiting.append(entry)
         return sent
@@ -353,11 +357,9 @@ class MqttClient:
                 return self._next_mid
         raise RuntimeError("no free MQTT message id")
 
-    def _send_entry(self, entry: list[Any], dup: bool) -> None:
+    def _send_entry(self, entry: list[Any]) -> None:
         mid = self._mid()
         encoded, payload, head = entry[0], entry[1], entry[2]
-        if dup:
-            head |= 0x08
         body = len(encoded) + 2 + len(self._no_props) + len(payload)
         self._write(b"".join((bytes((head,)), varint(body), encoded, mid.to_bytes(2, "big"),
                               self._no_props, payload)))
@@ -436,8 +438,14 @@ class MqttClient:
         return 1
 
     def _release(self) -> None:
-        while self._waiting and len(self._inflight) < self._window and self.connected:
-            self._send_entry(self._waiting.popleft(), dup=False)
+        while self._waiting and len(self._inflight) < self._limit(self._waiting[0]) \
+                and self.connected:
+            self._send_entry(self._waiting.popleft())
+
+    def _limit(self, entry: list[Any]) -> int:
+        if entry[2] & 0x04 and not self.v5:
+            return min(self._window, _V311_QOS2_WINDOW)
+        return self._window
 
     def _packet(self, ptype: int, flags: int, body: bytes) -> int:
         if ptype == PUBLISH:
@@ -599,7 +607,8 @@ class MqttClient:
         again = list(self._inflight.values())
         self._inflight.clear()
         for entry in again:
-            self._send_entry(entry, dup=True)
+            entry[2] |= 0x08                       # DUP
+        self._waiting.extendleft(reversed(again))
         self._release()
 
     async def _watch(self, wire: _Wire) -> str:
@@ -629,8 +638,9 @@ class MqttClient:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS certificate not trusted: {exc.verify_message}"
-    text = str(exc) or type(exc).__name__
-    return text
+    if isinstance(exc, OSError) and exc.errno and not isinstance(exc, ssl.SSLError):
+        return os.strerror(exc.errno)
+    return str(exc) or type(exc).__name__
 
 
 def tls_context(ca_file: str | None, cert_file: str | None, key_file: str | None,
