@@ -265,3 +265,23 @@ async def test_an_unreachable_broker_is_reported_and_retried() -> None:
     finally:
         await client.stop()
     assert "refused" in seen["unreachable"][0].lower()
+
+
+async def test_a_message_larger_than_an_mqtt_5_broker_takes_is_refused_up_front(
+        tmp_path: Path) -> None:
+    if mosquitto_binary() is None:
+        pytest.skip(MISSING)
+    broker = Broker(tmp_path / "broker", extra=["max_packet_size 1000"])
+    broker.start()
+    client, seen = make_client(broker.port, v5=True)
+    try:
+        client.start()
+        await wait_until(lambda: client.connected, 10, "the client to connect")
+        with pytest.raises(ValueError, match="larger than the broker takes"):
+            client.publish("t/big", b"x" * 2000, 1)
+        small = client.publish("t/small", b"x" * 100, 1)
+        await wait_until(lambda: small is not None and small.done, 10, "the small message")
+        assert seen["disconnect"] == []
+    finally:
+        await client.stop()
+        broker.stop()

@@ -243,6 +243,7 @@ class MqttClient:
         self._waiting: deque[list[Any]] = deque()
         self._window = self.max_inflight
         self._max_qos = 2
+        self._max_packet = 0          # announced by an MQTT 5 broker; 0: no limit
         self._next_mid = 0
         self._qos2_in: set[int] = set()
         self._subscriptions: dict[int, list[str]] = {}
@@ -307,6 +308,9 @@ class MqttClient:
             encoded = self._encode_topic(topic)
         if qos > self._max_qos:
             qos = self._max_qos
+        if self._max_packet and len(encoded) + len(payload) + 12 > self._max_packet:
+            raise ValueError(f"a message of {len(payload)} bytes is larger than the broker "
+                             f"takes ({self._max_packet} bytes a packet)")
         if qos == 0:
             if not self.connected:
                 return None
@@ -577,6 +581,7 @@ class MqttClient:
                 raise _Refused(reason_text(code, self.v5))
             self._window = min(self.max_inflight, props.get(0x21, 65535))
             self._max_qos = props.get(0x24, 2)
+            self._max_packet = props.get(0x27, 0)
             if 0x13 in props:
                 self.keepalive = props[0x13]
             self.connected = True
