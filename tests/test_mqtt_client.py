@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers_mqtt import MISSING, Broker, Subscriber, free_port, mosquitto_binary
+from helpers_mqtt import MISSING, Broker, Subscriber, free_port, make_certs, mosquitto_binary
 from helpers_sinks import wait_until
 
-from boltrouter.sinks.mqtt_client import MqttClient, Sent, Will
+from boltrouter.sinks.mqtt_client import MqttClient, Sent, Will, tls_context
 
 
 def make_client(port: int, **kw: Any) -> tuple[MqttClient, dict[str, list[Any]]]:
@@ -285,3 +285,27 @@ async def test_a_message_larger_than_an_mqtt_5_broker_takes_is_refused_up_front(
     finally:
         await client.stop()
         broker.stop()
+
+
+async def test_a_broker_certificate_from_an_unknown_ca_is_reported_as_not_trusted(
+        tmp_path: Path) -> None:
+    if mosquitto_binary() is None:
+        pytest.skip(MISSING)
+    certs = make_certs(tmp_path / "certs")
+    other = make_certs(tmp_path / "other")
+    if certs is None or other is None:
+        pytest.skip("openssl is not installed: it makes the test certificates")
+    broker = Broker(tmp_path / "tls", certs=certs)
+    broker.start()
+    assert broker.tls_port is not None
+    wrong = tls_context(str(other["ca"]), str(certs["client_cert"]), str(certs["client_key"]),
+                        insecure=False)
+    client, seen = make_client(broker.tls_port, ssl_context=wrong)
+    client.start()
+    try:
+        await wait_until(lambda: seen["unreachable"], 10, "the TLS failure")
+    finally:
+        await client.stop()
+        broker.stop()
+    assert seen["unreachable"][0].startswith("TLS certificate not trusted")
+    assert seen["connect"] == []
