@@ -509,7 +509,10 @@ class MqttClient:
             if mid in self._qos2_in:
                 return     # sent again before our PUBREC arrived: already delivered
             self._qos2_in.add(mid)
-        self.on_message(topic, payload, retain)
+        try:
+            self.on_message(topic, payload, retain)
+        except Exception:
+            log.exception("handling a message on %s failed; the connection goes on", topic)
 
     # -- the connection ---------------------------------------------------------------------
 
@@ -543,6 +546,10 @@ class MqttClient:
                 established = False
             except (OSError, TimeoutError, ssl.SSLError, ValueError) as exc:
                 self.on_unreachable(_describe(exc))
+                established = False
+            except Exception:
+                log.exception("the connection to the MQTT broker %s failed; reconnecting",
+                              self.where)
                 established = False
             if self._stopping:
                 return
