@@ -49,6 +49,8 @@ _INDEX_PREFERENCE = ("game", "universal_id", "data.market", "sportsbook", "sport
                      "data.outcome", "home", "away", "feed")
 _MIN_INDEXED = 4
 """Type buckets with fewer routes than this are scanned without a second index."""
+_MERGED_MAX = 4096
+"""Most merged candidate lists a table keeps (emptied and refilled when reached)."""
 
 
 # --- values ------------------------------------------------------------------------
@@ -706,11 +708,7 @@ class _Bucket:
         if self.get is None:
             return self.rest
         hit = self.by_value.get(normalize(self.get(event)))
-        if hit is None:
-            return self.rest
-        if not self.rest:
-            return hit
-        return sorted(hit + self.rest, key=_order)
+        return self.rest if hit is None else hit
 
 
 def _order(route: Route) -> int:
@@ -750,6 +748,8 @@ def _bucket(routes: list[Route]) -> _Bucket:
     if best is None or best[0] >= len(routes) * 0.75:  # not worth a lookup
         return _Bucket(None, {}, routes)
     _, _, path, by_value, rest = best
+    if rest:   # each value's routes merged with the rest once, in config order
+        by_value = {value: sorted(hit + rest, key=_order) for value, hit in by_value.items()}
     return _Bucket(getter(path), by_value, rest)
 
 
@@ -777,6 +777,9 @@ class RouteTable:
         self._any = _bucket(any_type)
         """Routes with a type glob (or no type), indexed by their next best field."""
         self._empty = _Bucket(None, {}, [])
+        self._merged: dict[tuple[int, int], list[Route]] = {}
+        """The candidates of a typed bucket's list and a typeless one's, merged in config
+        order, by the ids of the two lists (they live as long as the table)."""
 
     def candidates(self, event: Event) -> list[Route]:
         """The routes that may match ``event`` (in config order), found through the index."""
@@ -786,7 +789,13 @@ class RouteTable:
             return found
         if not found:
             return more
-        return sorted(found + more, key=_order)
+        key = (id(found), id(more))
+        merged = self._merged.get(key)
+        if merged is None:
+            if len(self._merged) >= _MERGED_MAX:
+                self._merged.clear()
+            merged = self._merged[key] = sorted(found + more, key=_order)
+        return merged
 
     def match(self, event: Event) -> list[tuple[str, Delivery]]:
         """Where ``event`` goes: ``[(sink name, Delivery)]`` over every route that fires."""
