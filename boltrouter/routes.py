@@ -343,13 +343,16 @@ class Route:
     raw: dict[str, Any] = field(default_factory=dict)
     state: RouteState = field(default_factory=RouteState)
     checks: tuple[tuple[Getter, frozenset[Any], re.Pattern[str] | None], ...] = ()
-    """``static`` flattened for ``matches``, the hot path; set by ``seal``."""
+    """``static`` flattened for matching, the hot path, without an exact ``type``
+    condition: the route table offers the route only to events of those types; set by
+    ``seal``."""
     limited: bool = False
     """True when the route has a throttle, cooldown or dedupe; set by ``seal``."""
 
     def seal(self) -> None:
         """Derive what matching reads on every event, once the conditions are compiled."""
-        self.checks = tuple((c.get, c.matcher.exact, c.matcher.regex) for c in self.static)
+        self.checks = tuple((c.get, c.matcher.exact, c.matcher.regex) for c in self.static
+                            if c.path != "type" or c.matcher.regex is not None)
         self.limited = (self.throttle is not None or self.cooldown is not None
                         or self.dedupe is not None)
 
@@ -367,14 +370,6 @@ class Route:
             if cond.path == path and cond.matcher.regex is None:
                 return cond.matcher.exact
         return None
-
-    def matches(self, event: Event) -> bool:
-        """The stateless part of ``when``."""
-        for get, exact, regex in self.checks:
-            key = normalize(get(event))
-            if key not in exact and (regex is None or key is None or regex.match(key) is None):
-                return False
-        return True
 
     def step_state(self, event: Event) -> bool:
         """Feed transitions and thresholds; True when every one of them fires."""
@@ -802,31 +797,37 @@ class RouteTable:
         out: list[tuple[str, Delivery]] = []
         now: float | None = None
         for route in self.candidates(event):
-            if not route.matches(event) or not route.step_state(event):
-                continue
-            if route.condition is not None:
-                try:
-                    if not route.condition(event):
+            for get, exact, regex in route.checks:     # the stateless part of ``when``
+                key = normalize(get(event))
+                if key not in exact and (regex is None or key is None
+                                         or regex.match(key) is None):
+                    break
+            else:
+                if route.stateful and not route.step_state(event):
+                    continue
+                if route.condition is not None:
+                    try:
+                        if not route.condition(event):
+                            continue
+                    except Exception as exc:
+                        self._failed(route, "if", exc)
                         continue
+                if route.limited:
+                    if now is None:
+                        now = event_seconds(event)
+                    reason = route.suppressed(event, now)
+                    if reason is not None:
+                        self.metrics.inc("route_suppressed", route=route.name, reason=reason)
+                        continue
+                try:
+                    deliveries = route.deliveries(event)
                 except Exception as exc:
-                    self._failed(route, "if", exc)
+                    self._failed(route, "a payload or topic template", exc)
                     continue
-            if route.limited:
-                if now is None:
-                    now = event_seconds(event)
-                reason = route.suppressed(event, now)
-                if reason is not None:
-                    self.metrics.inc("route_suppressed", route=route.name, reason=reason)
-                    continue
-            try:
-                deliveries = route.deliveries(event)
-            except Exception as exc:
-                self._failed(route, "a payload or topic template", exc)
-                continue
-            if route.limited and now is not None:
-                route.fired(event, now)
-            self._matched[self._label[id(route)]] += 1
-            out.extend(deliveries)
+                if route.limited and now is not None:
+                    route.fired(event, now)
+                self._matched[self._label[id(route)]] += 1
+                out.extend(deliveries)
         return out
 
     def _failed(self, route: Route, what: str, exc: Exception) -> None:
