@@ -13,7 +13,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Callable
 from datetime import UTC
+from operator import attrgetter
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -43,7 +45,13 @@ def _check_fields(fields: list[Any]) -> str | None:
     return None
 
 
+_PLAIN = frozenset((str, float, int))
+"""Types whose values the csv module writes as they are (``bool`` is not one)."""
+
+
 def _cell(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -51,6 +59,24 @@ def _cell(value: Any) -> Any:
     if isinstance(value, (dict, list, tuple)):
         return orjson.dumps(value, default=str).decode()
     return value
+
+
+def _reader(field: str) -> Callable[[Delivery], Any]:
+    """The cell of column ``field`` for a delivery: ``route``, or what ``Event.get`` reads
+    as CSV text; the paths are split once, not on every row."""
+    if field == "route":
+        return lambda d: d.route or ""
+    if field in ENVELOPE_FIELDS or field == "data":
+        get = attrgetter(field)
+        return lambda d: _cell(get(d.event))
+    key = field[len("data."):]
+    if "." in key:
+        return lambda d: _cell(d.event.get(field))
+
+    def read(d: Delivery) -> Any:
+        data = d.event.data
+        return _cell(data.get(key) if isinstance(data, dict) else None)
+    return read
 
 
 def utc_date(time: str) -> str:
@@ -89,6 +115,7 @@ class CsvSink(Sink):
         super().__init__(name, options, app)
         self.template = str(app.resolve_path(options["path"]))
         self.fields: list[str] = list(options.get("fields") or DEFAULT_FIELDS)
+        self._readers = [_reader(f) for f in self.fields]
         self.delimiter: str = options.get("delimiter") or ","
         self._io = IOThread(f"csv-{name}")
         self._files: dict[str, _OpenFile] = {}
@@ -132,20 +159,16 @@ class CsvSink(Sink):
             return self.template
         return self.template.replace("{date}", utc_date(time))
 
-    def _row(self, d: Delivery) -> list[Any]:
-        event = d.event
-        out = []
-        for f in self.fields:
-            if f == "route":
-                out.append(d.route or "")
-            else:
-                out.append(_cell(event.get(f)))
-        return out
-
     def _write_batch(self, batch: list[Delivery]) -> None:
-        by_file: dict[str, list[list[Any]]] = {}
-        for d in batch:
-            by_file.setdefault(self._path_for(d.event.time), []).append(self._row(d))
+        readers = self._readers
+        by_file: dict[str, list[list[Any]]]
+        if "{date}" not in self.template:
+            by_file = {self.template: [[r(d) for r in readers] for d in batch]}
+        else:
+            by_file = {}
+            for d in batch:
+                by_file.setdefault(self._path_for(d.event.time), []).append(
+                    [r(d) for r in readers])
         for path, rows in by_file.items():
             try:
                 f = self._open(path)
