@@ -348,6 +348,9 @@ class Route:
     ``seal``."""
     limited: bool = False
     """True when the route has a throttle, cooldown or dedupe; set by ``seal``."""
+    plain_sinks: tuple[str, ...] | None = None
+    """The sinks of the targets when none renders a template (deliveries are then the
+    event and the route's name alone); set by ``seal``."""
 
     def seal(self) -> None:
         """Derive what matching reads on every event, once the conditions are compiled."""
@@ -355,6 +358,10 @@ class Route:
                             if c.path != "type" or c.matcher.regex is not None)
         self.limited = (self.throttle is not None or self.cooldown is not None
                         or self.dedupe is not None)
+        self.plain_sinks = None if any(t.render_payload is not None
+                                       or t.render_topic is not None
+                                       for t in self.targets) \
+            else tuple(t.sink for t in self.targets)
 
     def new_state(self) -> RouteState:
         return RouteState(
@@ -798,7 +805,9 @@ class RouteTable:
         now: float | None = None
         for route in self.candidates(event):
             for get, exact, regex in route.checks:     # the stateless part of ``when``
-                key = normalize(get(event))
+                key = get(event)
+                if key is not None and type(key) is not str:
+                    key = normalize(key)
                 if key not in exact and (regex is None or key is None
                                          or regex.match(key) is None):
                     break
@@ -819,15 +828,21 @@ class RouteTable:
                     if reason is not None:
                         self.metrics.inc("route_suppressed", route=route.name, reason=reason)
                         continue
-                try:
-                    deliveries = route.deliveries(event)
-                except Exception as exc:
-                    self._failed(route, "a payload or topic template", exc)
-                    continue
+                sinks = route.plain_sinks
+                if sinks is None:
+                    try:
+                        deliveries = route.deliveries(event)
+                    except Exception as exc:
+                        self._failed(route, "a payload or topic template", exc)
+                        continue
+                    out.extend(deliveries)
+                else:
+                    name = route.name
+                    for sink in sinks:
+                        out.append((sink, Delivery(event, name)))
                 if route.limited and now is not None:
                     route.fired(event, now)
                 self._matched[self._label[id(route)]] += 1
-                out.extend(deliveries)
         return out
 
     def _failed(self, route: Route, what: str, exc: Exception) -> None:
