@@ -118,12 +118,15 @@ class CurrentChanges:
         old = self.odds.get(key)
         if old is None:
             self._games.setdefault((row[0], row[1]), set()).add(key)
-        elif None in row:
-            merged = list(row)
+        else:
             for i in _COALESCED:
-                if merged[i] is None:
-                    merged[i] = old[i]
-            row = tuple(merged)
+                if row[i] is None and old[i] is not None:   # something to keep
+                    merged = list(row)
+                    for j in _COALESCED:
+                        if merged[j] is None:
+                            merged[j] = old[j]
+                    row = tuple(merged)
+                    break
         self.odds[key] = row
 
     def delete(self, op: tuple[str, ...]) -> None:
