@@ -145,22 +145,36 @@ def _epoch_ms(time: str) -> int | None:
     return None if dt is None else int(dt.timestamp() * 1000)
 
 
+def _ms_text(ms: int) -> str:
+    """The first 10 characters of an id: 48 bits of milliseconds in Crockford base32."""
+    ms &= (1 << 48) - 1
+    p = _PAIRS
+    return (p[ms >> 40] + p[(ms >> 30) & 1023] + p[(ms >> 20) & 1023] + p[(ms >> 10) & 1023]
+            + p[ms & 1023])
+
+
+@lru_cache(maxsize=4096)
+def _time_text(time: str) -> str | None:
+    """``_ms_text`` of an ISO time (the events of one message share it)."""
+    ms = _epoch_ms(time)
+    return None if ms is None else _ms_text(ms)
+
+
 def make_id(time: str | None, *parts: Any) -> str:
     """A ULID-shaped id: 48 bits of the event time in ms, then 80 bits of a hash.
 
     The same upstream change (same time and parts) always gives the same id, and
     ids sort by time like ULIDs.
     """
-    ms = _epoch_ms(time) if time else None
-    if ms is None:
-        ms = int(utcnow().timestamp() * 1000)
-    digest = hashlib.blake2b(orjson.dumps(parts, default=str), digest_size=10).digest()
-    v = ((ms & ((1 << 48) - 1)) << 80) | int.from_bytes(digest, "big")
+    head = _time_text(time) if time else None
+    if head is None:
+        head = _ms_text(int(utcnow().timestamp() * 1000))
+    d = int.from_bytes(hashlib.blake2b(orjson.dumps(parts, default=str),
+                                       digest_size=10).digest(), "big")
     p = _PAIRS
-    return (p[v >> 120] + p[(v >> 110) & 1023] + p[(v >> 100) & 1023] + p[(v >> 90) & 1023]
-            + p[(v >> 80) & 1023] + p[(v >> 70) & 1023] + p[(v >> 60) & 1023]
-            + p[(v >> 50) & 1023] + p[(v >> 40) & 1023] + p[(v >> 30) & 1023]
-            + p[(v >> 20) & 1023] + p[(v >> 10) & 1023] + p[v & 1023])
+    return (head + p[d >> 70] + p[(d >> 60) & 1023] + p[(d >> 50) & 1023]
+            + p[(d >> 40) & 1023] + p[(d >> 30) & 1023] + p[(d >> 20) & 1023]
+            + p[(d >> 10) & 1023] + p[d & 1023])
 
 
 def short_hash(*parts: Any) -> str:
