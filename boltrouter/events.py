@@ -185,7 +185,10 @@ def short_hash(*parts: Any) -> str:
 
 @dataclass(slots=True)
 class Event:
-    """One normalized event. ``data`` holds the type-specific fields."""
+    """One normalized event. ``data`` holds the type-specific fields.
+
+    The odds board passes the fields by position (the hot path): keep their order.
+    """
 
     type: str
     data: dict[str, Any] = field(default_factory=dict)
