@@ -119,8 +119,13 @@ class SinkRunner:
                 continue
             if self.linger and len(self.queue) < self._fill and not self._closing:
                 await self._let_batch_fill()
-            n = min(self.batch_size, len(self.queue))
-            batch = [self.queue.popleft() for _ in range(n)]
+            queue = self.queue
+            n = min(self.batch_size, len(queue))
+            if n == len(queue):
+                batch = list(queue)
+                queue.clear()
+            else:
+                batch = [queue.popleft() for _ in range(n)]
             self._room.set()
             try:
                 await self.sink.write(batch)
