@@ -274,10 +274,10 @@ class Threshold:
             return False
         inside = ((self.above is None or number > self.above)
                   and (self.below is None or number < self.below))
-        was_inside = state.data.get(entity, False)
-        if inside != was_inside or entity not in state.data:
+        was_inside = state.data.get(entity, _MISSING)
+        if inside != was_inside:    # also a first sighting: remembered either way
             state.put(entity, inside)
-        return inside and not was_inside
+        return inside and was_inside is not True
 
 
 _MISSING = object()
@@ -378,11 +378,9 @@ class Route:
                 return cond.matcher.exact
         return None
 
-    def step_state(self, event: Event) -> bool:
-        """Feed transitions and thresholds; True when every one of them fires."""
-        if not self.stateful:
-            return True
-        entity = self.entity(event)
+    def step_state(self, event: Event, entity: tuple[Any, ...]) -> bool:
+        """Feed transitions and thresholds the event's ``entity`` (``self.entity(event)``);
+        True when every one of them fires."""
         fired = True
         for cond, state in zip(self.stateful, self.state.entities):
             if not cond.step(event, entity, state):
@@ -803,6 +801,8 @@ class RouteTable:
         """Where ``event`` goes: ``[(sink name, Delivery)]`` over every route that fires."""
         out: list[tuple[str, Delivery]] = []
         now: float | None = None
+        entity_of: Callable[[Event], tuple[Any, ...]] | None = None
+        entity: tuple[Any, ...] = ()
         for route in self.candidates(event):
             for get, exact, regex in route.checks:     # the stateless part of ``when``
                 key = get(event)
@@ -812,8 +812,12 @@ class RouteTable:
                                          or regex.match(key) is None):
                     break
             else:
-                if route.stateful and not route.step_state(event):
-                    continue
+                if route.stateful:
+                    if route.entity is not entity_of:   # routes keyed alike share it
+                        entity_of = route.entity
+                        entity = entity_of(event)
+                    if not route.step_state(event, entity):
+                        continue
                 if route.condition is not None:
                     try:
                         if not route.condition(event):
