@@ -4,7 +4,8 @@ and what it does when a broker misbehaves (a scripted broker on loopback)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,19 @@ def make_client(port: int, **kw: Any) -> tuple[MqttClient, dict[str, list[Any]]]
         on_message=lambda topic, payload, retain: seen["message"].append((topic, payload)),
         **kw)
     return client, seen
+
+
+@contextlib.contextmanager
+def own_broker(folder: Path, **kw: Any) -> Iterator[Broker]:
+    """A Mosquitto with its own options for one test; skips when none is installed."""
+    if mosquitto_binary() is None:
+        pytest.skip(MISSING)
+    broker = Broker(folder, **kw)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 @pytest.mark.parametrize("v5", [False, True], ids=["3.1.1", "5"])
@@ -54,12 +68,8 @@ async def test_every_message_arrives_once_and_in_order_at_qos_0_1_and_2(
 
 
 async def test_an_mqtt_5_broker_s_receive_maximum_is_respected(tmp_path: Path) -> None:
-    if mosquitto_binary() is None:
-        pytest.skip(MISSING)
-    broker = Broker(tmp_path / "broker", extra=["max_inflight_messages 3"])
-    broker.start()
-    client, seen = make_client(broker.port, v5=True)
-    try:
+    with own_broker(tmp_path / "broker", extra=["max_inflight_messages 3"]) as broker:
+        client, seen = make_client(broker.port, v5=True)
         with Subscriber(broker.port, ["t/#"]) as sub:
             client.start()
             await wait_until(lambda: client.connected, 10, "the client to connect")
@@ -68,11 +78,9 @@ async def test_an_mqtt_5_broker_s_receive_maximum_is_respected(tmp_path: Path) -
             assert [m.payload for m in sub.on("t/x")] == [str(i).encode() for i in range(1000)]
             await wait_until(lambda: all(s is not None and s.done for s in sent), 10,
                              "every acknowledgement")
+            await client.stop()
         assert len(seen["connect"]) == 1 and seen["disconnect"] == []
         assert "exceeded" not in broker.log.read_text()
-    finally:
-        await client.stop()
-        broker.stop()
 
 
 async def test_a_topic_mqtt_does_not_allow_is_refused_without_touching_the_connection(
@@ -270,43 +278,33 @@ async def test_an_unreachable_broker_is_reported_and_retried() -> None:
 
 async def test_a_message_larger_than_an_mqtt_5_broker_takes_is_refused_up_front(
         tmp_path: Path) -> None:
-    if mosquitto_binary() is None:
-        pytest.skip(MISSING)
-    broker = Broker(tmp_path / "broker", extra=["max_packet_size 1000"])
-    broker.start()
-    client, seen = make_client(broker.port, v5=True)
-    try:
+    with own_broker(tmp_path / "broker", extra=["max_packet_size 1000"]) as broker:
+        client, seen = make_client(broker.port, v5=True)
         client.start()
         await wait_until(lambda: client.connected, 10, "the client to connect")
         with pytest.raises(ValueError, match="larger than the broker takes"):
             client.publish("t/big", b"x" * 2000, 1)
         small = client.publish("t/small", b"x" * 100, 1)
         await wait_until(lambda: small is not None and small.done, 10, "the small message")
-        assert seen["disconnect"] == []
-    finally:
         await client.stop()
-        broker.stop()
+        assert seen["disconnect"] == []
 
 
 async def test_a_broker_certificate_from_an_unknown_ca_is_reported_as_not_trusted(
         tmp_path: Path) -> None:
-    if mosquitto_binary() is None:
-        pytest.skip(MISSING)
     certs = make_certs(tmp_path / "certs")
     other = make_certs(tmp_path / "other")
     if certs is None or other is None:
         pytest.skip("openssl is not installed: it makes the test certificates")
-    broker = Broker(tmp_path / "tls", certs=certs)
-    broker.start()
-    assert broker.tls_port is not None
-    wrong = tls_context(str(other["ca"]), str(certs["client_cert"]), str(certs["client_key"]),
-                        insecure=False)
-    client, seen = make_client(broker.tls_port, ssl_context=wrong)
-    client.start()
-    try:
-        await wait_until(lambda: seen["unreachable"], 10, "the TLS failure")
-    finally:
-        await client.stop()
-        broker.stop()
+    with own_broker(tmp_path / "tls", certs=certs) as broker:
+        assert broker.tls_port is not None
+        wrong = tls_context(str(other["ca"]), str(certs["client_cert"]),
+                            str(certs["client_key"]), insecure=False)
+        client, seen = make_client(broker.tls_port, ssl_context=wrong)
+        client.start()
+        try:
+            await wait_until(lambda: seen["unreachable"], 10, "the TLS failure")
+        finally:
+            await client.stop()
     assert seen["unreachable"][0].startswith("TLS certificate not trusted")
     assert seen["connect"] == []
