@@ -144,6 +144,19 @@ async def wait_until(cond: Callable[[], Any], timeout: float = 10.0, what: str =
         await asyncio.sleep(0.005)
 
 
+def wait_blocking(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition",
+                  step: float = 0.05) -> Any:
+    """``wait_until`` for synchronous tests (a daemon in a subprocess, a browser)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
 def boltrouter(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
                prefix: list[str] | None = None, timeout: float = 60,
                **kw: Any) -> subprocess.CompletedProcess[str]:

@@ -10,26 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import http
-import time
-from collections.abc import Callable
 from typing import Any
 
 import orjson
+from helpers_sinks import wait_until as wait_until  # re-exported for the feed tests
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
-
-
-async def wait_until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    """Poll ``cond`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 class Conn:

@@ -11,10 +11,10 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
+from helpers_sinks import wait_blocking
 from websockets.asyncio.client import connect
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,17 +42,6 @@ def boltrouter(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Comple
 def start(*args: str, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "boltrouter", *args], cwd=cwd, env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def event_counts(db: Path) -> dict[str, int]:
@@ -90,8 +79,8 @@ def test_ctrl_c_drains_the_sinks_and_exits_0(tmp_path):
     cwd = demo_dir(tmp_path)
     proc = start("run", "--config", "config.example.yaml", cwd=cwd)
     try:
-        wait_for(lambda: event_counts(cwd / "boltrouter.db").get("odds.game_added", 0) > 0
-                 or proc.poll() is not None, 60, "odds events in SQLite")
+        wait_blocking(lambda: event_counts(cwd / "boltrouter.db").get("odds.game_added", 0) > 0
+                      or proc.poll() is not None, 60, "odds events in SQLite")
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)

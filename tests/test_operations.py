@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers_sinks import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from boltrouter.app import App
@@ -26,16 +27,6 @@ from boltrouter.tap import tap_events
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "boltrouter.service"
 
-
-async def wait_for(cond, timeout: float = 10.0, what: str = "condition"):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def write_config(tmp_path: Path, body: str) -> Path:
@@ -114,7 +105,7 @@ async def test_health_metrics_status_and_token(app_config: Path) -> None:
                 await app.publish(Event("score.changed", {"home_score": i}, game="A vs B, 2025-01-01, 01",
                                         feed="scores"))
             runner = app.bus.runners["mem"]
-            await wait_for(lambda: runner.delivered >= 6, what="deliveries")
+            await wait_until(lambda: runner.delivered >= 6, what="deliveries")
             text = (await client.get(base + "/metrics", headers=auth)).text
             families = {f.name: f for f in text_string_to_metric_families(text)}
             events_in = families["boltrouter_events_in"]
@@ -149,7 +140,7 @@ async def test_tap_prints_what_the_route_sees(app_config: Path, capsys) -> None:
         task = asyncio.create_task(tap_events(app.state_dir, None, None,
                                               {"type": "score.*", "game": None, "route": "scores"},
                                               limit=2))
-        await wait_for(lambda: app.taps, what="tap attached")
+        await wait_until(lambda: app.taps, what="tap attached")
         await app.publish(Event("odds.line_changed", {"outcome": "x"}, game="G1"))
         await app.publish(Event("score.changed", {"home_score": 1}, game="Knicks vs Nets"))
         await app.publish(Event("score.changed", {"home_score": 2}, game="Knicks vs Nets"))
@@ -226,7 +217,7 @@ async def run_app(config: Path) -> tuple[App, asyncio.Task[None], str]:
     """``App.run`` with the HTTP endpoint on a free port; returns the app, its task and URL."""
     app = App(load_config(config))
     task = asyncio.create_task(app.run(summary=False))
-    await wait_for(lambda: app.http is not None and app.http.port, timeout=30,
+    await wait_until(lambda: app.http is not None and app.http.port, timeout=30,
                    what="the HTTP endpoint")
     return app, task, f"http://127.0.0.1:{app.http.port}"
 
@@ -320,14 +311,14 @@ routes:
             line_changes = value(first, "events_in_total", type="odds.line_changed",
                                  feed="odds")
             acknowledged = value(first, "feed_to_sink_latency_seconds_count", sink="archive")
-            await wait_for(lambda: app.metrics.get("events_in", type="odds.line_changed",
+            await wait_until(lambda: app.metrics.get("events_in", type="odds.line_changed",
                                                    feed="odds") > line_changes + 10,
                            what="more line changes")
-            await wait_for(lambda: app.metrics.total("sink_dropped", sink="stuck") > 0
+            await wait_until(lambda: app.metrics.total("sink_dropped", sink="stuck") > 0
                            and app.metrics.total("route_suppressed", route="one-per-type") > 0,
                            what="drops and suppressions")
             app.simulator.drop_connections("odds")
-            await wait_for(lambda: app.feeds["odds"].reconnects >= 1 and
+            await wait_until(lambda: app.feeds["odds"].reconnects >= 1 and
                            app.feeds["odds"].connected, what="a reconnect")
             second = await scrape()
             assert value(second, "events_in_total", type="odds.line_changed",

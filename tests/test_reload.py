@@ -8,11 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from helpers_sinks import wait_blocking
 from helpers_ws import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -73,17 +73,6 @@ def write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
 
-
-def wait_blocking(cond, timeout: float = 30.0, what: str = "condition"):
-    """Poll ``cond`` (in a synchronous test) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 # --- in process ------------------------------------------------------------------------

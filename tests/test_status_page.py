@@ -8,11 +8,11 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers_sinks import wait_blocking
 
 from boltrouter.app import App
 from boltrouter.config import load_config
@@ -51,16 +51,6 @@ def start_browser(profile: str) -> Any:
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
-def wait_in_browser(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
-
 
 def rows(driver: Any, table: str) -> list[str]:
     """The text of each row of a table, read in one go (the page re-renders every second)."""
@@ -91,9 +81,9 @@ async def test_the_status_page_shows_the_simulators_games_and_updates_live(tmp_p
             return len(board) == len(app.scoreboard.games()) > 0 and any(
                 re.search(r"[+-]\d{3}", r) for r in board)
 
-        await asyncio.to_thread(wait_in_browser, board_filled,
+        await asyncio.to_thread(wait_blocking, board_filled,
                                 what="the board of games with their best odds")
-        await asyncio.to_thread(wait_in_browser, lambda: any(
+        await asyncio.to_thread(wait_blocking, lambda: any(
             "odds" in r and "connected" in r for r in rows(driver, "feeds")),
             what="the odds feed shown connected")
         assert any(r.startswith("archive") for r in rows(driver, "sinks"))
@@ -111,7 +101,7 @@ async def test_the_status_page_shows_the_simulators_games_and_updates_live(tmp_p
         home, away = game.score["home"] + 7, game.score["away"] + 3
         app.simulator.force_score(game.name, home, away)
         expected = f"{home} – {away}"
-        await asyncio.to_thread(wait_in_browser, lambda: any(
+        await asyncio.to_thread(wait_blocking, lambda: any(
             game.home in r and expected in r for r in rows(driver, "board")),
             what=f"the new score {expected} of {game.name}")
         assert any(game.home in r and r.startswith("live") for r in rows(driver, "board"))
