@@ -620,19 +620,23 @@ class WebhookSink(Sink):
         n = min(self.batch_max, len(self._due))
         return [heapq.heappop(self._due) for _ in range(n)]
 
+    def _not_ready(self) -> float:
+        """0 when a request may go now, else how long to wait (nothing due, a pause the
+        receiver asked for, or a batch still collecting)."""
+        self._sync()
+        if not self._due:
+            return max(self._next_wait(), 0.001)   # a retry falling due is promoted next pass
+        pause = self._paused()
+        if pause > 0:
+            return min(pause, _POLL)
+        collect = self._batch_ready()
+        return min(collect, self._next_wait()) if collect else 0.0
+
     async def _dispatch(self) -> None:
         while True:
-            self._sync()
-            if not self._due:
-                await self._idle(self._next_wait())
-                continue
-            pause = self._paused()
-            if pause > 0:
-                await self._idle(min(pause, _POLL))
-                continue
-            collect = self._batch_ready()
-            if collect:
-                await self._idle(min(collect, self._next_wait()))
+            wait = self._not_ready()
+            if wait:
+                await self._idle(wait)
                 continue
             await self._slots.acquire()
             try:
@@ -665,17 +669,9 @@ class WebhookSink(Sink):
 
     async def _dispatch_ordered(self) -> None:
         while True:
-            self._sync()
-            if not self._due:
-                await self._idle(_POLL)
-                continue
-            pause = self._paused()
-            if pause > 0:
-                await self._idle(min(pause, _POLL))
-                continue
-            collect = self._batch_ready()
-            if collect:
-                await self._idle(collect)
+            wait = self._not_ready()
+            if wait:
+                await self._idle(wait)
                 continue
             seqs = self._take()
             rows = self.outbox.get(seqs)
